@@ -1,0 +1,178 @@
+"""The sentiment agent: micro-batches from Kafka through the enricher and back out.
+
+Delivery is at-least-once. Faust's `take_events` acks a batch's events (making
+their offsets committable) when the agent body returns control, so the body only
+returns after every enriched record and dead letter of the batch has been
+acknowledged by the broker. Cancellation (shutdown) waits for the batch in
+flight; if it cannot be published the process exits without acking, so the
+batch is consumed again after a restart instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import faust
+
+from pipeline.enrichment import BatchEnricher, Classifier, Outgoing, RawRecord, elapsed_ms
+from pipeline.logs import get_logger
+from schemas.events import to_json_bytes
+
+log = get_logger("streamnlp.agent")
+
+PUBLISH_ATTEMPTS = 3
+SHUTDOWN_GRACE_S = 30.0
+# Exit code for "could not publish, offsets deliberately left uncommitted" (EX_SOFTWARE).
+EXIT_PUBLISH_FAILED = 70
+
+
+@dataclass
+class AgentStats:
+    consumed: int = 0
+    enriched: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    inference_ms_total: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "consumed": self.consumed,
+            "enriched": self.enriched,
+            "dead_lettered": self.dead_lettered,
+            "batches": self.batches,
+            "mean_batch": round(self.consumed / self.batches, 1) if self.batches else 0.0,
+            "inference_ms_total": round(self.inference_ms_total, 1),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        }
+
+
+def _to_raw(event: faust.EventT) -> RawRecord:
+    message = event.message
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = tuple(headers.items())
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+    )
+
+
+class SentimentAgent:
+    """Owns one batch at a time: decode, classify off the loop, publish, await acks."""
+
+    def __init__(
+        self,
+        *,
+        enricher: BatchEnricher,
+        classifier: Classifier,
+        output_topic: faust.TopicT,
+        dlq_topic: faust.TopicT,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.enricher = enricher
+        self.classifier = classifier
+        self.output_topic = output_topic
+        self.dlq_topic = dlq_topic
+        self.executor = executor
+        self.stats = AgentStats()
+
+    async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
+        async for events in stream.take_events(max_batch, within=max_wait_s):
+            batch = asyncio.ensure_future(self.process(events))
+            try:
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                await self._finish_before_exit(batch)
+                raise
+
+    async def _finish_before_exit(self, batch: asyncio.Future[None]) -> None:
+        log.info("shutdown_waiting_for_batch")
+        try:
+            await asyncio.wait_for(asyncio.shield(batch), timeout=SHUTDOWN_GRACE_S)
+        except BaseException as exc:  # noqa: BLE001 - any failure here must not let the batch be acked
+            log.critical("batch_unfinished_at_shutdown", error=repr(exc))
+            os._exit(EXIT_PUBLISH_FAILED)
+
+    async def process(self, events: Sequence[faust.EventT]) -> None:
+        ingested_at = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        records = [_to_raw(event) for event in events]
+        valid, dead = self.enricher.split(records)
+        enriched: list[Outgoing] = []
+        inference_ms = 0.0
+        if valid:
+            loop = asyncio.get_running_loop()
+            texts = [item.event.text for item in valid]
+            t0 = time.perf_counter()
+            try:
+                predictions = await loop.run_in_executor(self.executor, self.classifier.predict, texts)
+                inference_ms = elapsed_ms(t0)
+                enriched = self.enricher.package(
+                    valid, predictions, self.classifier.info,
+                    batch_size=len(records), inference_ms=inference_ms, ingested_at=ingested_at,
+                )
+            except Exception:
+                log.exception("batch_inference_failed", size=len(valid))
+                enriched, failed = await self._classify_one_by_one(valid, ingested_at, len(records))
+                dead.extend(failed)
+                inference_ms = elapsed_ms(t0)
+        t_pub = time.perf_counter()
+        await self._publish(enriched, dead)
+        self.stats.consumed += len(records)
+        self.stats.enriched += len(enriched)
+        self.stats.dead_lettered += len(dead)
+        self.stats.batches += 1
+        self.stats.inference_ms_total += inference_ms
+        log.debug(
+            "batch_done", size=len(records), enriched=len(enriched), dead_lettered=len(dead),
+            inference_ms=round(inference_ms, 1), publish_ms=round(elapsed_ms(t_pub), 1),
+            total_ms=round(elapsed_ms(started), 1),
+        )
+
+    async def _classify_one_by_one(self, valid: Sequence[Any], ingested_at: datetime, batch_size: int) -> tuple[list[Outgoing], list[Outgoing]]:
+        """Isolate the event that broke the batch so the rest still gets enriched."""
+        loop = asyncio.get_running_loop()
+        enriched: list[Outgoing] = []
+        failed: list[Outgoing] = []
+        for item in valid:
+            t0 = time.perf_counter()
+            try:
+                prediction = await loop.run_in_executor(self.executor, self.classifier.predict, [item.event.text])
+            except Exception as exc:  # noqa: BLE001 - recorded in the dead letter
+                failed.append(self.enricher.inference_failed(item, exc))
+                continue
+            enriched.extend(self.enricher.package(
+                [item], prediction, self.classifier.info,
+                batch_size=batch_size, inference_ms=elapsed_ms(t0), ingested_at=ingested_at,
+            ))
+        return enriched, failed
+
+    async def _publish(self, enriched: Sequence[Outgoing], dead: Sequence[Outgoing]) -> None:
+        pending = [(self.output_topic, item) for item in enriched] + [(self.dlq_topic, item) for item in dead]
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            futures = []
+            for topic, item in pending:
+                futures.append(await topic.send(
+                    key=item.key, value=to_json_bytes(item.value), headers=list(item.headers), force=True,
+                ))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failed = [(entry, result) for entry, result in zip(pending, results) if isinstance(result, BaseException)]
+            if not failed:
+                return
+            log.warning("publish_failed", attempt=attempt, failed=len(failed), error=repr(failed[0][1]))
+            pending = [entry for entry, _ in failed]
+            await asyncio.sleep(0.5 * attempt)
+        # Offsets of this batch must not be committed: stop hard so it is re-consumed.
+        log.critical("publish_gave_up", failed=len(pending), exit_code=EXIT_PUBLISH_FAILED)
+        os._exit(EXIT_PUBLISH_FAILED)

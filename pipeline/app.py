@@ -1,0 +1,72 @@
+"""Faust application factory: topics, the sentiment agent, a periodic stats log."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from pipeline.agents import SentimentAgent
+from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
+from pipeline.logs import get_logger
+from pipeline.settings import Settings
+
+log = get_logger("streamnlp.app")
+
+STATS_INTERVAL_S = 10.0
+
+
+def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, SentimentAgent]:
+    app = faust.App(
+        settings.consumer_group,
+        broker=settings.broker_urls,
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        # Faust's own producer-side buffering is enough; we await every ack per batch.
+        producer_linger_ms=5,
+    )
+    # Raw bytes in: decoding (and dead-lettering) is ours, so a malformed record
+    # never reaches Faust's deserializer and never crashes the stream.
+    input_topic = app.topic(settings.input_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    output_topic = app.topic(settings.output_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+
+    # One inference thread: ONNX Runtime parallelises inside a run; two runs at
+    # once on a 2-core box would only fight over the same cores.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+    runner = SentimentAgent(
+        enricher=BatchEnricher(EnricherConfig(
+            worker=settings.worker_name,
+            max_text_chars=settings.max_text_chars,
+            dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+        )),
+        classifier=classifier,
+        output_topic=output_topic,
+        dlq_topic=dlq_topic,
+        executor=executor,
+    )
+
+    @app.agent(input_topic, name="sentiment")
+    async def sentiment(stream: faust.StreamT) -> None:
+        await runner.run(stream, max_batch=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000.0)
+
+    @app.timer(STATS_INTERVAL_S)
+    async def report_stats() -> None:
+        log.info("worker_stats", **runner.stats.snapshot())
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(_app: faust.App, assigned: set, **_: object) -> None:
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+    return app, runner

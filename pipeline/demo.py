@@ -1,0 +1,193 @@
+"""`streamnlp demo`: embedded broker + a real worker process + sample events, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from itertools import cycle, islice
+from pathlib import Path
+from typing import AsyncIterator, Callable, Iterator
+
+import orjson
+
+from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
+from pipeline.kafka_io import InRecord, ensure_topics, follow, jsonl_records, produce
+from pipeline.settings import REPO_ROOT, Settings
+
+DEFAULT_SAMPLES = REPO_ROOT / "samples" / "events.jsonl"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    count: int | None = None  # None: send the sample file once and keep following
+    samples: Path = DEFAULT_SAMPLES
+    timeout_s: float = 300.0
+    log_dir: Path = Path(".streamnlp")
+
+
+@dataclass
+class DemoTally:
+    produced: int = 0
+    enriched: int = 0
+    dead_lettered: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.produced > 0 and self.enriched + self.dead_lettered >= self.produced
+
+    def as_json(self) -> str:
+        return orjson.dumps({
+            "produced": self.produced, "enriched": self.enriched,
+            "dead_lettered": self.dead_lettered, "elapsed_s": round(self.elapsed_s, 2),
+        }).decode()
+
+
+def sample_lines(path: Path, count: int | None) -> Iterator[bytes]:
+    """The sample file's lines; beyond one pass, ids get a `-rN` suffix so every event is distinct."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} has no events")
+    total = len(lines) if count is None else count
+    for index, line in enumerate(islice(cycle(lines), total)):
+        round_no = index // len(lines)
+        if round_no:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+                obj["id"] = f"{obj['id']}-r{round_no}"
+                line = orjson.dumps(obj)
+        yield line
+
+
+def format_enriched(value: bytes) -> str:
+    event = orjson.loads(value)
+    sentiment = event.get("sentiment") or {}
+    text = " ".join(str(event.get("text", "")).split())
+    if len(text) > 90:
+        text = text[:87] + "..."
+    flag = " [truncated]" if sentiment.get("truncated") else ""
+    return (f"{sentiment.get('label', '?'):>8} {sentiment.get('score', 0):.2f}  {event.get('id')}"
+            f"  ({event.get('source') or '-'}){flag}  {text}")
+
+
+def format_dead_letter(value: bytes) -> str:
+    letter = orjson.loads(value)
+    return (f"{'DEAD':>8}       offset {letter.get('source_partition')}:{letter.get('source_offset')}"
+            f"  {letter.get('error_code')}: {letter.get('reason')}")
+
+
+def _start_worker(settings: Settings, bootstrap: str, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMNLP_WEB_PORT": str(free_port()),
+        "STREAMNLP_LOG_FORMAT": "json",
+        "STREAMNLP_MODEL_DIR": str(settings.model_dir),
+        "STREAMNLP_DATA_DIR": str(settings.data_dir),
+    })
+    env.pop("STREAMNLP_BOOTSTRAP_SERVERS", None)
+    log_file = open(log_path, "wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker"], env=env,
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    finally:
+        log_file.close()
+
+
+def _stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 40.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+async def _run(
+    settings: Settings, config: DemoConfig, worker: subprocess.Popen[bytes], say: Callable[[str], None]
+) -> DemoTally:
+    tally = DemoTally()
+    started = time.monotonic()
+    tally.produced = await produce(settings, settings.input_topic, jsonl_records(sample_lines(config.samples, config.count)))
+    say(f"produced {tally.produced} events to '{settings.input_topic}'; waiting for the worker (first group join takes a few seconds)")
+    seen_ids: set[bytes] = set()
+    seen_dead: set[tuple[int, int]] = set()
+    deadline = started + config.timeout_s
+    records = follow(settings, [settings.output_topic, settings.dlq_topic])
+    try:
+        async for record in _until(records, deadline, worker):
+            if record.topic == settings.output_topic:
+                if record.key not in seen_ids:
+                    seen_ids.add(record.key or b"")
+                    tally.enriched += 1
+                    say(format_enriched(record.value or b"{}"))
+            else:
+                letter = orjson.loads(record.value or b"{}")
+                where = (int(letter.get("source_partition", -1)), int(letter.get("source_offset", -1)))
+                if where not in seen_dead:
+                    seen_dead.add(where)
+                    tally.dead_lettered += 1
+                    say(format_dead_letter(record.value or b"{}"))
+            if config.count is not None and tally.complete:
+                break
+    finally:
+        await records.aclose()
+    tally.elapsed_s = time.monotonic() - started
+    return tally
+
+
+async def _until(
+    records: AsyncIterator[InRecord], deadline: float, worker: subprocess.Popen[bytes]
+) -> AsyncIterator[InRecord]:
+    iterator = records.__aiter__()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for all events to be accounted for")
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {worker.returncode}")
+        try:
+            yield await asyncio.wait_for(iterator.__anext__(), timeout=min(remaining, 2.0))
+        except asyncio.TimeoutError:
+            continue
+        except StopAsyncIteration:
+            return
+
+
+
+def run_demo(settings: Settings, config: DemoConfig, say: Callable[[str], None] = print) -> DemoTally:
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(EmbeddedBrokerConfig(log_path=config.log_dir / "broker.log"))
+    with broker:
+        demo_settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        say(f"embedded Kafka broker (Tansu) on {broker.bootstrap_servers}")
+        asyncio.run(ensure_topics(demo_settings))
+        worker_log = config.log_dir / "demo-worker.log"
+        worker = _start_worker(demo_settings, broker.bootstrap_servers, worker_log)
+        say(f"worker pid {worker.pid} started (logs: {worker_log})")
+        try:
+            tally = asyncio.run(_run(demo_settings, config, worker, say))
+        except (TimeoutError, RuntimeError) as exc:
+            tail = worker_log.read_text(errors="replace").splitlines()[-15:]
+            raise DemoFailed(f"{exc}\n--- last worker log lines ({worker_log}) ---\n" + "\n".join(tail)) from None
+        finally:
+            code = _stop_worker(worker)
+            say(f"worker stopped (exit code {code})")
+    return tally
+
+
+class DemoFailed(RuntimeError):
+    pass
+

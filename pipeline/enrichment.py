@@ -1,0 +1,165 @@
+"""Turns one micro-batch of raw records into enriched events and dead letters.
+
+Knows about records (bytes, headers, offsets) and the `Classifier` protocol,
+nothing about ONNX or Faust. The agent feeds it batches; the result says what to
+publish where.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol, Sequence
+
+from pipeline.decoding import InvalidEvent, decode_text_event, make_dead_letter
+from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Processing, Sentiment, TextEvent
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """What the enricher needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Prediction(Protocol):
+    label: str
+    score: float
+    truncated: bool
+
+
+class ModelIdentity(Protocol):
+    name: str
+    version: str
+
+
+class Classifier(Protocol):
+    """The part of a sentiment classifier the enricher relies on."""
+
+    @property
+    def info(self) -> ModelIdentity: ...
+
+    def predict(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class EnricherConfig:
+    worker: str
+    max_text_chars: int = 20_000
+    dlq_payload_cap_bytes: int = 262_144
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to publish: key, JSON value, headers copied from the input."""
+
+    key: bytes | None
+    value: EnrichedEvent | DeadLetter
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class BatchResult:
+    enriched: list[Outgoing] = field(default_factory=list)
+    dead_letters: list[Outgoing] = field(default_factory=list)
+    inference_ms: float = 0.0
+
+
+@dataclass
+class _Valid:
+    record: RawRecord
+    event: TextEvent
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BatchEnricher:
+    """Decode, classify and package one batch. `classify` runs the model (off the event loop)."""
+
+    def __init__(self, config: EnricherConfig) -> None:
+        self.config = config
+
+    def split(self, records: Sequence[RawRecord]) -> tuple[list[_Valid], list[Outgoing]]:
+        valid: list[_Valid] = []
+        dead: list[Outgoing] = []
+        for record in records:
+            try:
+                event = decode_text_event(record.value, max_text_chars=self.config.max_text_chars)
+            except InvalidEvent as error:
+                dead.append(self.dead_letter(record, error))
+            else:
+                valid.append(_Valid(record, event))
+        return valid, dead
+
+    def dead_letter(self, record: RawRecord, error: InvalidEvent) -> Outgoing:
+        letter = make_dead_letter(
+            record.value,
+            error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            headers=dict(record.headers),
+            worker=self.config.worker,
+            payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+        )
+        key = error.event_id.encode() if error.event_id else record.key
+        return Outgoing(key=key, value=letter, headers=record.headers)
+
+    def package(
+        self,
+        valid: Sequence[_Valid],
+        predictions: Sequence[Prediction],
+        model: ModelIdentity,
+        *,
+        batch_size: int,
+        inference_ms: float,
+        ingested_at: datetime,
+    ) -> list[Outgoing]:
+        if len(predictions) != len(valid):
+            raise RuntimeError(f"classifier returned {len(predictions)} predictions for {len(valid)} texts")
+        enriched_at = _now()
+        processing = Processing(
+            worker=self.config.worker,
+            batch_size=batch_size,
+            inference_ms=round(inference_ms, 3),
+            ingested_at=ingested_at,
+            enriched_at=enriched_at,
+        )
+        out: list[Outgoing] = []
+        for item, prediction in zip(valid, predictions):
+            sentiment = Sentiment(
+                label=prediction.label,
+                score=float(prediction.score),
+                model=model.name,
+                model_version=model.version,
+                truncated=bool(prediction.truncated),
+            )
+            enriched = EnrichedEvent(
+                **item.event.model_dump(exclude={"schema_version"}),
+                sentiment=sentiment,
+                summary=None,
+                processing=processing,
+            )
+            out.append(Outgoing(key=item.event.id.encode(), value=enriched, headers=item.record.headers))
+        return out
+
+    def inference_failed(self, item: _Valid, exc: BaseException) -> Outgoing:
+        error = InvalidEvent(
+            ErrorCode.inference_error,
+            f"the sentiment model failed on this event ({type(exc).__name__}: {str(exc)[:200]})",
+            event_id=item.event.id,
+        )
+        return self.dead_letter(item.record, error)
+
+
+def elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

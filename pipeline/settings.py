@@ -1,0 +1,130 @@
+"""Worker configuration: one typed object, read from the environment.
+
+Every setting is `STREAMNLP_<FIELD>`; the bootstrap servers also honour the
+conventional `KAFKA_BOOTSTRAP_SERVERS`. Unknown `STREAMNLP_*` variables are an
+error, because a typo in a deployment manifest should fail at startup instead of
+silently running with a default.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "STREAMNLP_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_CACHE = REPO_ROOT / "models" / "cache"
+DEFAULT_SENTIMENT_MODEL = "sentiment-minilm-rt"
+
+
+class ConfigError(Exception):
+    """A misconfiguration; the message says which setting and how to fix it."""
+
+
+def _default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- Kafka -----------------------------------------------------------
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("STREAMNLP_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS", "bootstrap_servers"),
+        description="Comma-separated host:port list of Kafka brokers.",
+    )
+    consumer_group: str = Field(default="streamnlp", description="Consumer group id (Faust app id).")
+    input_topic: str = Field(default="texts", description="Topic the worker consumes TextEvents from.")
+    output_topic: str = Field(default="texts.enriched", description="Topic enriched events are published to, keyed by event id.")
+    dlq_topic: str = Field(default="texts.dlq", description="Dead-letter topic for inputs that cannot be enriched.")
+    topic_partitions: int = Field(default=4, ge=1, le=10_000, description="Partitions used when the worker creates topics.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor used when the worker creates topics.")
+    rebalance_timeout_s: float = Field(default=3.0, gt=0, description="Consumer group rebalance timeout (seconds).")
+
+    # --- batching and inference -----------------------------------------
+    batch_max_size: int = Field(default=64, ge=1, le=4096, description="Max events per micro-batch.")
+    batch_max_wait_ms: int = Field(default=50, ge=1, le=60_000, description="Max time to wait for a batch to fill.")
+    model_dir: Path = Field(
+        default=DEFAULT_MODEL_CACHE / DEFAULT_SENTIMENT_MODEL,
+        description="Directory of the built sentiment model (streamnlp models build).",
+    )
+    model_precision: Literal["int8", "fp32"] = Field(default="int8", description="Which ONNX file of the model to run.")
+    max_tokens: int = Field(default=256, ge=16, le=512, description="Model window; longer texts are head+tail truncated.")
+    inference_batch_size: int = Field(default=32, ge=1, le=1024, description="Max rows per ONNX run after length bucketing.")
+    inference_threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = one per core).")
+
+    # --- validation and dead letters -------------------------------------
+    max_text_chars: int = Field(default=20_000, ge=1, description="Longer texts are dead-lettered as text_too_long.")
+    dlq_payload_cap_bytes: int = Field(default=262_144, ge=0, description="Raw payloads up to this size are kept byte-exact in dead letters.")
+
+    # --- process -----------------------------------------------------------
+    worker_name: str = Field(default_factory=_default_worker_name, description="Name stamped on outputs (processing.worker).")
+    data_dir: Path = Field(default=Path(".streamnlp"), description="Faust state directory.")
+    web_port: int = Field(default=6066, ge=0, le=65535, description="Faust web server port (0 disables it).")
+    web_host: str = Field(default="127.0.0.1", description="Faust web server bind address.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", description="auto = JSON unless stderr is a TTY.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [s.strip() for s in value.replace("kafka://", "").split(",") if s.strip()]
+        if not servers:
+            raise ValueError("is empty; set KAFKA_BOOTSTRAP_SERVERS=host:port[,host:port]")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port; set KAFKA_BOOTSTRAP_SERVERS=host:port[,host:port]")
+        return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> "Settings":
+        topics = [self.input_topic, self.output_topic, self.dlq_topic]
+        if len(set(topics)) != len(topics):
+            raise ValueError(f"input, output and dead-letter topics must differ, got {topics}")
+        return self
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return [f"kafka://{server}" for server in self.bootstrap_servers.split(",")]
+
+
+def setting_env_names() -> set[str]:
+    """Every environment variable name a Settings field can be read from."""
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    names.add("KAFKA_BOOTSTRAP_SERVERS")
+    return names
+
+
+def unknown_env_settings(environ: Mapping[str, str]) -> list[str]:
+    known = setting_env_names()
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (overrides win); raise ConfigError with a fix-it message."""
+    unknown = unknown_env_settings(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; run `streamnlp config` to list valid STREAMNLP_* names"
+        )
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            env_name = "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
+            problems.append(f"{env_name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

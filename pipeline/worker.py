@@ -1,0 +1,52 @@
+"""Start a worker: validate everything that can be validated, then run Faust.
+
+Every check that can fail (settings, model files, broker reachability) runs
+before the consumer joins the group, so a misconfigured worker exits with one
+clear line and consumes nothing.
+"""
+
+from __future__ import annotations
+
+from pipeline.logs import configure_logging, get_logger
+from pipeline.settings import Settings
+
+log = get_logger("streamnlp.worker")
+
+
+def load_classifier(settings: Settings):  # -> SentimentClassifier (import kept lazy for fast CLI startup)
+    from pipeline.inference.sentiment import ClassifierConfig, SentimentClassifier
+
+    return SentimentClassifier.load(
+        settings.model_dir,
+        ClassifierConfig(
+            max_tokens=settings.max_tokens,
+            batch_size=settings.inference_batch_size,
+            intra_op_threads=settings.inference_threads,
+            precision=settings.model_precision,
+        ),
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    """Blocks until the worker stops (SIGTERM/SIGINT)."""
+    import faust  # noqa: F401 - imported here so `streamnlp --help` stays fast
+
+    from pipeline.app import create_app
+    from pipeline.kafka_io import check_reachable
+
+    configure_logging(settings.log_level, settings.log_format)
+    classifier = load_classifier(settings)
+    info = classifier.info
+    log.info("model_loaded", model=info.name, version=info.version, precision=info.precision, path=str(info.path))
+    check_reachable(settings.bootstrap_servers)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app, _runner = create_app(settings, classifier)
+    log.info(
+        "worker_starting", worker=settings.worker_name, bootstrap=settings.bootstrap_servers,
+        input=settings.input_topic, output=settings.output_topic, dlq=settings.dlq_topic,
+        batch_max_size=settings.batch_max_size, batch_max_wait_ms=settings.batch_max_wait_ms,
+    )
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False, redirect_stdouts=False)
+    worker.execute_from_commandline()
