@@ -92,7 +92,7 @@ def produce(source: "click.utils.LazyFile", topic: str | None) -> None:
         check_reachable(settings.bootstrap_servers)
     except ConfigError as exc:
         _fail(str(exc))
-    count = asyncio.run(produce_records(settings, topic or settings.input_topic, jsonl_records(source)))
+    count = len(asyncio.run(produce_records(settings, topic or settings.input_topic, jsonl_records(source))))
     click.echo(f"produced {count} records to {topic or settings.input_topic}", err=True)
 
 

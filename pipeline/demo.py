@@ -120,7 +120,7 @@ async def _run(
 ) -> DemoTally:
     tally = DemoTally()
     started = time.monotonic()
-    tally.produced = await produce(settings, settings.input_topic, jsonl_records(sample_lines(config.samples, config.count)))
+    tally.produced = len(await produce(settings, settings.input_topic, jsonl_records(sample_lines(config.samples, config.count))))
     say(f"produced {tally.produced} events to '{settings.input_topic}'; waiting for the worker (first group join takes a few seconds)")
     seen_ids: set[bytes] = set()
     seen_dead: set[tuple[int, int]] = set()

@@ -16,7 +16,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 from pipeline.settings import ConfigError, Settings
 
@@ -94,19 +94,18 @@ def jsonl_records(lines: Iterable[bytes]) -> Iterable[OutRecord]:
         yield OutRecord(key=key, value=value, headers=(("trace-id", uuid.uuid4().hex.encode()),))
 
 
-async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) -> int:
+async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) -> list[RecordMetadata]:
+    """Send every record and wait for the broker's acknowledgement of each; returns their metadata in order."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
-    count = 0
     try:
-        futures = []
-        for record in records:
-            futures.append(await producer.send(topic, record.value, key=record.key, headers=list(record.headers)))
-            count += 1
-        await asyncio.gather(*futures)
+        futures = [
+            await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
+            for record in records
+        ]
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
-    return count
 
 
 async def follow(

