@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from itertools import cycle, islice
@@ -17,6 +13,7 @@ import orjson
 
 from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
 from pipeline.kafka_io import InRecord, ensure_topics, follow, jsonl_records, produce
+from pipeline.processes import WorkerProcess
 from pipeline.settings import REPO_ROOT, Settings
 
 DEFAULT_SAMPLES = REPO_ROOT / "samples" / "events.jsonl"
@@ -84,39 +81,8 @@ def format_dead_letter(value: bytes) -> str:
             f"  {letter.get('error_code')}: {letter.get('reason')}")
 
 
-def _start_worker(settings: Settings, bootstrap: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "STREAMNLP_WEB_PORT": str(free_port()),
-        "STREAMNLP_LOG_FORMAT": "json",
-        "STREAMNLP_MODEL_DIR": str(settings.model_dir),
-        "STREAMNLP_DATA_DIR": str(settings.data_dir),
-    })
-    env.pop("STREAMNLP_BOOTSTRAP_SERVERS", None)
-    log_file = open(log_path, "wb")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker"], env=env,
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    finally:
-        log_file.close()
-
-
-def _stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 40.0) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 async def _run(
-    settings: Settings, config: DemoConfig, worker: subprocess.Popen[bytes], say: Callable[[str], None]
+    settings: Settings, config: DemoConfig, worker: WorkerProcess, say: Callable[[str], None]
 ) -> DemoTally:
     tally = DemoTally()
     started = time.monotonic()
@@ -149,14 +115,14 @@ async def _run(
 
 
 async def _until(
-    records: AsyncIterator[InRecord], deadline: float, worker: subprocess.Popen[bytes]
+    records: AsyncIterator[InRecord], deadline: float, worker: WorkerProcess
 ) -> AsyncIterator[InRecord]:
     iterator = records.__aiter__()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out waiting for all events to be accounted for")
-        if worker.poll() is not None:
+        if not worker.alive():
             raise RuntimeError(f"the worker exited with code {worker.returncode}")
         try:
             yield await asyncio.wait_for(iterator.__anext__(), timeout=min(remaining, 2.0))
@@ -175,15 +141,15 @@ def run_demo(settings: Settings, config: DemoConfig, say: Callable[[str], None] 
         say(f"embedded Kafka broker (Tansu) on {broker.bootstrap_servers}")
         asyncio.run(ensure_topics(demo_settings))
         worker_log = config.log_dir / "demo-worker.log"
-        worker = _start_worker(demo_settings, broker.bootstrap_servers, worker_log)
+        worker_settings = demo_settings.model_copy(update={"web_port": free_port()})
+        worker = WorkerProcess(worker_settings, worker_log).start()
         say(f"worker pid {worker.pid} started (logs: {worker_log})")
         try:
             tally = asyncio.run(_run(demo_settings, config, worker, say))
         except (TimeoutError, RuntimeError) as exc:
-            tail = worker_log.read_text(errors="replace").splitlines()[-15:]
-            raise DemoFailed(f"{exc}\n--- last worker log lines ({worker_log}) ---\n" + "\n".join(tail)) from None
+            raise DemoFailed(f"{exc}\n--- last worker log lines ({worker_log}) ---\n{worker.log_tail(15)}") from None
         finally:
-            code = _stop_worker(worker)
+            code = worker.terminate(timeout_s=40)
             say(f"worker stopped (exit code {code})")
     return tally
 

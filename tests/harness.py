@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.kafka_io import InRecord, ensure_topics, follow
+from pipeline.processes import WorkerProcess
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,52 +32,6 @@ def unique_settings(bootstrap: str, tmp_path: Path, **overrides: object) -> Sett
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    for name in ("input_topic", "output_topic", "dlq_topic", "consumer_group", "topic_partitions",
-                 "data_dir", "web_port", "model_dir", "batch_max_size", "batch_max_wait_ms", "max_text_chars"):
-        env[f"STREAMNLP_{name.upper()}"] = str(getattr(settings, name))
-    env["STREAMNLP_LOG_FORMAT"] = "json"
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "worker"], env=worker_env(self.settings),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
-            )
-        finally:
-            log.close()
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def terminate(self, timeout_s: float = 60.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
-
-    def kill(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.kill()
-        return self.process.wait(timeout=30)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass

@@ -366,3 +366,43 @@ def test_dead_letter_json_round_trip_and_no_text_body():
     assert parsed["error_code"] == "wrong_type" and parsed["event_id"] == "s-1"
     assert SECRET not in parsed["reason"]
     assert DeadLetter.model_validate_json(out) == dl
+
+
+# --------------------------------------------------------------------------- #
+# samples/events.jsonl (documented in samples/README.md)
+# --------------------------------------------------------------------------- #
+
+SAMPLE_MALFORMED = {
+    12: ErrorCode.invalid_json,
+    31: ErrorCode.missing_field,
+    50: ErrorCode.empty_text,
+    69: ErrorCode.wrong_type,
+    88: ErrorCode.wrong_type,
+    107: ErrorCode.not_an_object,
+    126: ErrorCode.wrong_type,
+    145: ErrorCode.invalid_field,
+    158: ErrorCode.unsupported_schema_version,
+}
+
+
+def test_sample_file():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "samples" / "events.jsonl"
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 159 and all(line.strip() for line in lines)
+    ids, labels, failures = set(), {"positive": 0, "negative": 0}, {}
+    for number, line in enumerate(lines, 1):
+        try:
+            event = decode_text_event(line)
+        except InvalidEvent as err:
+            failures[number] = err.code
+            continue
+        assert event.id not in ids
+        ids.add(event.id)
+        assert 40 <= len(event.text) <= 400, event.id
+        assert event.source
+        labels[event.metadata["gold_label"]] += 1
+    assert failures == SAMPLE_MALFORMED
+    assert labels == {"positive": 75, "negative": 75}
+    assert ids == {f"sample-{i:04d}" for i in range(1, 151)}

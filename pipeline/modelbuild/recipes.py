@@ -418,7 +418,10 @@ def build_sentiment_minilm(
 
 
 def _is_hf_id(source: str) -> bool:
-    return not Path(source).expanduser().exists()
+    """True for hub ids like "org/name"; paths that exist, or look like paths, are local."""
+    if Path(source).expanduser().exists():
+        return False
+    return not source.startswith(("/", ".", "~")) and source.count("/") <= 1
 
 
 def export_sequence_classifier(
@@ -442,7 +445,7 @@ def export_sequence_classifier(
     t0 = time.monotonic()
     is_hub = _is_hf_id(src)
     if is_hub:
-        if "/" not in src and not src.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not src.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
             raise ModelBuildError(f"{src!r} is neither an existing directory nor a Hugging Face model id")
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             raise ModelBuildError(
@@ -451,6 +454,8 @@ def export_sequence_classifier(
             )
     else:
         src_dir = Path(src).expanduser().resolve()
+        if not src_dir.is_dir():
+            raise ModelBuildError(f"source directory {src_dir} does not exist")
         if not (src_dir / "config.json").is_file():
             raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
         src = str(src_dir)
@@ -463,7 +468,9 @@ def export_sequence_classifier(
 
         try:
             main_export(src, output=str(onnx_dir), task="text-classification", local_files_only=not is_hub)
-        except (OSError, ValueError, ConnectionError) as exc:
+        except ModelBuildError:
+            raise
+        except Exception as exc:  # hub/network errors come in many types
             if is_hub:
                 raise ModelBuildError(
                     f"cannot fetch {src!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "

@@ -1,0 +1,84 @@
+"""A worker as a child process: used by the demo, the measurements and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.settings import Settings
+
+# Settings a child worker inherits from its parent's Settings object.
+_FORWARDED = (
+    "input_topic", "output_topic", "dlq_topic", "consumer_group", "topic_partitions", "data_dir",
+    "web_port", "model_dir", "model_precision", "batch_max_size", "batch_max_wait_ms", "max_text_chars",
+    "inference_batch_size", "inference_threads", "max_tokens", "rebalance_timeout_s",
+)
+
+
+def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    for name in _FORWARDED:
+        env[f"STREAMNLP_{name.upper()}"] = str(getattr(settings, name))
+    env["STREAMNLP_LOG_FORMAT"] = "json"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker"], env=worker_env(self.settings, self.extra_env),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        finally:
+            log.close()  # the child keeps its own descriptor
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM, wait; SIGKILL if it does not stop in time."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

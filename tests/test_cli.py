@@ -1,0 +1,74 @@
+"""The CLI as a user runs it: real subprocesses, exit codes and the one line they print."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.broker import free_port
+from tests.harness import REPO
+
+
+def _run(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("streamnlp: error: ")
+    return lines[0]
+
+
+def test_worker_with_missing_model_exits_2_with_a_fix(tmp_path: Path) -> None:
+    result = _run(["worker"], {"STREAMNLP_MODEL_DIR": str(tmp_path / "nope"), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.returncode == 2
+    assert "streamnlp models build" in _one_error_line(result)
+
+
+def test_worker_with_unknown_setting_exits_2(tmp_path: Path) -> None:
+    result = _run(["worker"], {"STREAMNLP_BATCH_MAXSIZE": "3"})
+    assert result.returncode == 2
+    assert "STREAMNLP_BATCH_MAXSIZE" in _one_error_line(result)
+
+
+@pytest.mark.needs_model
+def test_worker_with_unreachable_broker_exits_2_before_consuming(default_model_dir: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = _run(["worker"], {"STREAMNLP_MODEL_DIR": str(default_model_dir), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert f"127.0.0.1:{port}" in line and "KAFKA_BOOTSTRAP_SERVERS" in line
+
+
+def test_config_lists_every_setting() -> None:
+    result = _run(["config"], {})
+    assert result.returncode == 0, result.stderr
+    assert "KAFKA_BOOTSTRAP_SERVERS" in result.stdout and "STREAMNLP_BATCH_MAX_WAIT_MS" in result.stdout
+
+
+@pytest.mark.needs_model
+def test_worker_process_never_imports_torch(default_model_dir: Path) -> None:
+    """Everything the worker imports and does up to consuming, in a fresh interpreter."""
+    code = f"""
+import sys
+from pipeline import cli, worker, app, agents, enrichment, kafka_io, demo, decoding, settings as s
+from pipeline.worker import load_classifier
+from pipeline.app import create_app
+cfg = s.Settings(model_dir={str(default_model_dir)!r}, bootstrap_servers="127.0.0.1:1", web_port=0)
+classifier = load_classifier(cfg)
+assert classifier.predict(["a fine film"])[0].label in ("positive", "negative")
+create_app(cfg, classifier)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "optimum"))
+print("HEAVY", heavy)
+sys.exit(1 if heavy else 0)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

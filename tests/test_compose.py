@@ -1,0 +1,149 @@
+"""docker-compose.yml and deploy/worker.env.example stay in sync with pipeline.settings.
+
+No Docker engine is needed: the files are parsed, not run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / "deploy" / "worker.env.example"
+
+SETTINGS_PREFIXES = ("STREAMNLP_", "KAFKA_")
+REQUIRED_WORKER_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "STREAMNLP_INPUT_TOPIC",
+    "STREAMNLP_OUTPUT_TOPIC",
+    "STREAMNLP_DLQ_TOPIC",
+    "STREAMNLP_TOPIC_PARTITIONS",
+    "STREAMNLP_CONSUMER_GROUP",
+    "STREAMNLP_BATCH_MAX_SIZE",
+    "STREAMNLP_BATCH_MAX_WAIT_MS",
+    "STREAMNLP_MODEL_DIR",
+    "STREAMNLP_MODEL_PRECISION",
+    "STREAMNLP_LOG_FORMAT",
+    "STREAMNLP_INFERENCE_THREADS",
+}
+
+
+def known_setting_names() -> set[str]:
+    """Env names Settings reads: STREAMNLP_<FIELD> plus the KAFKA_BOOTSTRAP_SERVERS alias."""
+    names = {"STREAMNLP_" + name.upper() for name in Settings.model_fields}
+    names.add("KAFKA_BOOTSTRAP_SERVERS")
+    return names
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # ["KEY=value", ...] form
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _default(value: str) -> str:
+    """Resolve compose interpolation `${VAR:-default}` to its default."""
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
+
+
+def test_services_exist(compose):
+    assert {"kafka", "topics", "worker", "producer"} <= set(compose["services"])
+
+
+def test_kafka_runs_in_kraft_mode(compose):
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] in {"apache/kafka:3.9.0"} or kafka["image"].startswith("bitnami/kafka")
+    env = _env(kafka)
+    roles = env.get("KAFKA_PROCESS_ROLES") or env.get("KAFKA_CFG_PROCESS_ROLES")
+    assert roles and "controller" in roles and "broker" in roles
+    assert not any("ZOOKEEPER" in key for key in env)
+    assert "healthcheck" in kafka
+
+
+@pytest.mark.parametrize("service", ["worker", "producer"])
+def test_service_env_uses_only_known_settings(compose, service):
+    known = known_setting_names()
+    env = _env(compose["services"][service])
+    used = {k for k in env if k.startswith(SETTINGS_PREFIXES)}
+    unknown = sorted(used - known)
+    assert not unknown, f"{service} sets {unknown}, which pipeline.settings.Settings does not define"
+
+
+def test_worker_sets_the_documented_settings(compose):
+    env = _env(compose["services"]["worker"])
+    missing = sorted(REQUIRED_WORKER_ENV - set(env))
+    assert not missing, f"worker environment lacks {missing}"
+
+
+def test_worker_env_values_are_valid_settings(compose, monkeypatch):
+    # The defaults compose would substitute must pass Settings validation.
+    for key in list(__import__("os").environ):
+        if key.startswith(SETTINGS_PREFIXES):
+            monkeypatch.delenv(key)
+    for key, value in _env(compose["services"]["worker"]).items():
+        monkeypatch.setenv(key, _default(value))
+    settings = Settings()
+    assert settings.bootstrap_servers == "kafka:9092"
+    assert (settings.input_topic, settings.output_topic, settings.dlq_topic) == ("texts", "texts.enriched", "texts.dlq")
+    assert str(settings.model_dir).startswith("/models/")
+
+
+def test_worker_is_scalable(compose):
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker, "a fixed container_name prevents --scale worker=N"
+    assert not worker.get("ports"), "published host ports collide when scaling workers"
+    assert worker.get("build") == "." or (isinstance(worker.get("build"), dict) and worker["build"].get("context") == ".")
+    assert worker["command"] in (["streamnlp", "worker"], "streamnlp worker")
+
+
+def test_models_are_mounted_read_only(compose):
+    worker = compose["services"]["worker"]
+    mounts = [v for v in worker.get("volumes", []) if isinstance(v, str)]
+    model_mounts = [m for m in mounts if m.startswith("./models/cache:")]
+    assert model_mounts and all(m.endswith(":ro") for m in model_mounts), mounts
+    target = model_mounts[0].split(":")[1]
+    assert _default(_env(worker)["STREAMNLP_MODEL_DIR"]).startswith(target + "/")
+
+
+def test_topic_init_creates_the_worker_topics(compose):
+    topics = compose["services"]["topics"]
+    script = " ".join(topics["command"]) if isinstance(topics["command"], list) else topics["command"]
+    # Topic names and partitions come from the same environment as the workers'.
+    assert _env(topics) == _env(compose["services"]["worker"])
+    for name in ("STREAMNLP_INPUT_TOPIC", "STREAMNLP_OUTPUT_TOPIC", "STREAMNLP_DLQ_TOPIC", "KAFKA_BOOTSTRAP_SERVERS"):
+        assert f"$${name}" in script, f"topic init does not use {name}"
+    assert "--create" in script and "--if-not-exists" in script
+    assert "--partitions \"$$STREAMNLP_TOPIC_PARTITIONS\"" in script
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert compose["services"]["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_producer_sends_the_samples(compose):
+    producer = compose["services"]["producer"]
+    command = producer["command"] if isinstance(producer["command"], list) else producer["command"].split()
+    assert command[:2] == ["streamnlp", "produce"] and command[-1].endswith("samples/events.jsonl")
+    assert (ROOT / "samples" / "events.jsonl").exists()
+
+
+def test_env_example_uses_only_known_settings():
+    known = known_setting_names()
+    names = set()
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.add(line.split("=", 1)[0])
+    unknown = sorted(n for n in names if n.startswith(SETTINGS_PREFIXES) and n not in known)
+    assert not unknown, f"deploy/worker.env.example has unknown settings {unknown}"
+    assert REQUIRED_WORKER_ENV <= names
