@@ -108,40 +108,75 @@ async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) 
         await producer.stop()
 
 
-async def follow(
-    settings: Settings, topics: Sequence[str], *, from_beginning: bool = True, idle_timeout_s: float | None = None
-) -> AsyncIterator[InRecord]:
-    """Yield records of `topics` without joining a consumer group (no rebalance wait, no commits)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-    )
-    await consumer.start()
-    try:
+class TopicFollower:
+    """Reads whole topics without joining a consumer group (no rebalance wait, no commits).
+
+    `poll()` takes a timeout instead of being an async generator on purpose:
+    cancelling a pending `__anext__` (as `asyncio.wait_for` does) finalizes an
+    async generator, which would silently end the stream.
+    """
+
+    def __init__(self, settings: Settings, topics: Sequence[str], *, from_beginning: bool = True) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.from_beginning = from_beginning
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+
+    async def start(self) -> "TopicFollower":
+        consumer = self._consumer
+        await consumer.start()
         partitions: list[TopicPartition] = []
-        for topic in topics:
+        for topic in self.topics:
             for _ in range(50):
                 ids = consumer.partitions_for_topic(topic)
                 if ids:
                     break
-                await consumer._client.force_metadata_update()  # topic may be created a moment later
+                await consumer._client.force_metadata_update()  # the topic may be created a moment later
                 await asyncio.sleep(0.1)
             else:
-                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+                await consumer.stop()
+                raise ConfigError(f"topic {topic!r} does not exist on {self.settings.bootstrap_servers}")
             partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
         consumer.assign(partitions)
-        if from_beginning:
+        if self.from_beginning:
             await consumer.seek_to_beginning(*partitions)
+        return self
+
+    async def poll(self, timeout_s: float = 0.5, max_records: int = 1000) -> list[InRecord]:
+        batch = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            InRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+            for records in batch.values() for r in records
+        ]
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> "TopicFollower":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def follow(
+    settings: Settings, topics: Sequence[str], *, from_beginning: bool = True, idle_timeout_s: float | None = None
+) -> AsyncIterator[InRecord]:
+    """Yield records of `topics` forever (or until idle for `idle_timeout_s`). Do not cancel a pending step."""
+    async with TopicFollower(settings, topics, from_beginning=from_beginning) as follower:
+        idle = 0.0
         while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            if not batch and idle_timeout_s is not None:
-                idle_timeout_s -= 0.5
-                if idle_timeout_s <= 0:
+            records = await follower.poll(0.5)
+            if not records:
+                idle += 0.5
+                if idle_timeout_s is not None and idle >= idle_timeout_s:
                     return
-            for tp_records in batch.values():
-                for r in tp_records:
-                    yield InRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
-    finally:
-        await consumer.stop()
+                continue
+            idle = 0.0
+            for record in records:
+                yield record

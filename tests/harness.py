@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.kafka_io import InRecord, ensure_topics, follow
+from pipeline.kafka_io import InRecord, TopicFollower
 from pipeline.processes import WorkerProcess
 from pipeline.settings import Settings
 
@@ -54,28 +53,17 @@ async def collect_until(
     """Read output and DLQ topics until `expected` inputs are accounted for (or `stop_at` records seen)."""
     collected = collected or Collected()
     deadline = time.monotonic() + timeout_s
-    stream = follow(settings, [settings.output_topic, settings.dlq_topic]).__aiter__()
-    try:
+    async with TopicFollower(settings, [settings.output_topic, settings.dlq_topic]) as follower:
         while collected.accounted() < expected:
             if stop_at is not None and len(collected.enriched) + len(collected.dead) >= stop_at:
                 break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() > deadline:
                 raise AssertionError(
                     f"timed out: {collected.accounted()}/{expected} accounted for"
                     + (f"\n--- worker log ---\n{worker.log_tail()}" if worker else "")
                 )
             if worker is not None and not worker.alive():
-                raise AssertionError(f"worker exited early with {worker.process.returncode}:\n{worker.log_tail()}")
-            try:
-                record = await asyncio.wait_for(stream.__anext__(), timeout=min(remaining, 1.0))
-            except asyncio.TimeoutError:
-                continue
-            (collected.enriched if record.topic == settings.output_topic else collected.dead).append(record)
-    finally:
-        await stream.aclose()
+                raise AssertionError(f"worker exited early with {worker.returncode}:\n{worker.log_tail()}")
+            for record in await follower.poll(0.5):
+                (collected.enriched if record.topic == settings.output_topic else collected.dead).append(record)
     return collected
-
-
-def create_topics(settings: Settings) -> None:
-    asyncio.run(ensure_topics(settings))

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from pipeline.kafka_io import OutRecord, produce
-from tests.harness import REPO, Collected, WorkerProcess, collect_until, create_topics, unique_settings
+from pipeline.kafka_io import ensure_topics
+from tests.harness import REPO, Collected, WorkerProcess, collect_until, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -70,7 +71,7 @@ def _records(valid: list[dict]) -> tuple[list[OutRecord], list[str | None]]:
 
 async def test_500_events_with_20_malformed(kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path) -> None:
     settings = unique_settings(kafka_bootstrap, tmp_path, model_dir=default_model_dir)
-    create_topics(settings)
+    await ensure_topics(settings)
     valid = valid_samples(480)
     records, expected_codes = _records(valid)
     metadata = await produce(settings, settings.input_topic, records)
@@ -111,7 +112,7 @@ async def test_worker_killed_mid_stream_and_restarted_loses_nothing(
     kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path
 ) -> None:
     settings = unique_settings(kafka_bootstrap, tmp_path, model_dir=default_model_dir, batch_max_size=16)
-    create_topics(settings)
+    await ensure_topics(settings)
     valid = valid_samples(1500)
     await produce(settings, settings.input_topic,
                   [OutRecord(key=e["id"].encode(), value=orjson.dumps(e)) for e in valid])

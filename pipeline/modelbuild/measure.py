@@ -128,6 +128,50 @@ def measure_throughput(
     return out
 
 
+def measure_bucketing(
+    model_dir: Path, texts: list[str], *, handed: int = 256, batch_sizes=(1, 8, 16, 32, 64),
+    precisions=("int8", "fp32"), rounds: int = 3, n: int = 1024,
+) -> dict:
+    """Caller hands `handed` events per predict() call; config.batch_size splits them into ONNX runs."""
+    texts = texts[:n]
+    clfs = {
+        (pr, bs): SentimentClassifier.load(model_dir, ClassifierConfig(batch_size=bs, precision=pr))
+        for pr in precisions
+        for bs in batch_sizes
+    }
+    for clf in clfs.values():
+        clf.predict(texts[:64])
+    times: dict = {k: [] for k in clfs}
+    for _ in range(rounds):
+        for key, clf in clfs.items():
+            t = time.perf_counter()
+            for s in range(0, len(texts), handed):
+                clf.predict(texts[s : s + handed])
+            times[key].append(time.perf_counter() - t)
+    out: dict = {"handed_per_call": handed, "texts": len(texts)}
+    for (pr, bs), ts in times.items():
+        out.setdefault(pr, {})[str(bs)] = round(len(texts) / min(ts), 1)
+    return out
+
+
+def measure_threads(model_dir: Path, texts: list[str], rounds: int = 3, n: int = 512) -> dict:
+    texts = texts[:n]
+    out = {}
+    for threads in (1, 2):
+        clf = SentimentClassifier.load(model_dir, ClassifierConfig(intra_op_threads=threads, batch_size=16))
+        clf.predict(texts[:64])
+        best = min(_timed(clf, texts) for _ in range(rounds))
+        out[str(threads)] = round(len(texts) / best, 1)
+    return out
+
+
+def _timed(clf: SentimentClassifier, texts: list[str]) -> float:
+    t = time.perf_counter()
+    for s in range(0, len(texts), 64):
+        clf.predict(texts[s : s + 64])
+    return time.perf_counter() - t
+
+
 def measure_quant_configs(model_dir: Path, held) -> dict:
     from pipeline.modelbuild.recipes import evaluate_accuracy, quantize_dynamic_int8
 
@@ -155,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--skip-quant", action="store_true")
-    ap.add_argument("--only", choices=("truncation", "throughput", "quant"))
+    ap.add_argument("--only", choices=("truncation", "throughput", "bucketing", "threads", "quant"))
     args = ap.parse_args(argv)
     held = held_out()
     res: dict = {}
@@ -165,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "throughput"):
         res["throughput"] = measure_throughput(args.model_dir, [e.text for e in held])
         print(json.dumps(res["throughput"]), file=sys.stderr)
+    if args.only in (None, "bucketing"):
+        res["bucketing"] = measure_bucketing(args.model_dir, [e.text for e in held])
+    if args.only in (None, "threads"):
+        res["threads"] = measure_threads(args.model_dir, [e.text for e in held])
     if args.only in (None, "quant") and not args.skip_quant:
         res["quantization"] = measure_quant_configs(args.model_dir, held)
     print(json.dumps(res, indent=2))

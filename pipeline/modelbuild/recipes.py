@@ -42,7 +42,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "weight_decay": 0.01,
     "warmup_ratio": 0.1,
     "held_out_fraction": 0.1,
-    "quantization": "avx2",  # dynamic int8, u8 weights: portable across AVX2/AVX512 CPUs
+    # dynamic int8, s8 per-channel weights (optimum avx512_vnni preset). Runs on any x86-64 ORT
+    # build; measured more accurate and faster than the u8-weight avx2 preset even on AVX2-only CPUs.
+    "quantization": "avx512_vnni",
     "freeze_word_embeddings": True,  # 11.7M of 22.7M params; ~20% faster steps on 2 cores
 }
 
