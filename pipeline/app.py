@@ -25,6 +25,8 @@ def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, S
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
+        # Faust's 60 s default would leave a crashed worker's partitions idle for a minute.
+        broker_session_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         key_serializer="raw",

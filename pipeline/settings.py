@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, le=10_000, description="Partitions used when the worker creates topics.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor used when the worker creates topics.")
     rebalance_timeout_s: float = Field(default=3.0, gt=0, description="Consumer group rebalance timeout (seconds).")
+    session_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="A worker silent this long is dropped from the group and its partitions reassigned.",
+    )
 
     # --- batching and inference -----------------------------------------
     batch_max_size: int = Field(default=64, ge=1, le=4096, description="Max events per micro-batch.")

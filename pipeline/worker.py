@@ -49,4 +49,5 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False, redirect_stdouts=False)
+    worker.spinner = None  # a terminal spinner writes escape codes into log files and pipes
     worker.execute_from_commandline()

@@ -75,8 +75,10 @@ def _chunk_average(clf: SentimentClassifier, texts: list[str]) -> np.ndarray:
     return out / counts[:, None]
 
 
-def measure_truncation(model_dir: Path, held, max_tokens_list=(128, 256), precision: str = "int8") -> dict:
-    docs, labels = long_documents(held)
+def measure_truncation(
+    model_dir: Path, held, max_tokens_list=(128, 256), precision: str = "int8", n_docs: int = 300, seed: int = 7
+) -> dict:
+    docs, labels = long_documents(held, n_docs=n_docs, seed=seed)
     y = np.array([LABELS.index(l) for l in labels])
     result: dict = {}
     for max_tokens in max_tokens_list:
@@ -199,12 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--skip-quant", action="store_true")
+    ap.add_argument("--docs", type=int, default=300, help="long documents for the truncation measurement")
+    ap.add_argument("--max-tokens", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", choices=("truncation", "throughput", "bucketing", "threads", "quant"))
     args = ap.parse_args(argv)
     held = held_out()
     res: dict = {}
     if args.only in (None, "truncation"):
-        res["truncation"] = measure_truncation(args.model_dir, held)
+        res["truncation"] = measure_truncation(
+            args.model_dir, held, tuple(args.max_tokens), n_docs=args.docs, seed=args.seed
+        )
         print(json.dumps(res["truncation"]), file=sys.stderr)
     if args.only in (None, "throughput"):
         res["throughput"] = measure_throughput(args.model_dir, [e.text for e in held])
