@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "cache" / "sentiment-minilm-rt"
 
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORDS = (
@@ -128,12 +126,3 @@ def tiny_model_copy(tiny_model_dir, tmp_path) -> Path:
     dest = tmp_path / "tiny-distilbert"
     shutil.copytree(tiny_model_dir, dest)
     return dest
-
-
-@pytest.fixture(scope="session")
-def default_model_dir() -> Path:
-    """The real default model (STREAMNLP_MODEL_DIR or models/cache/...); skips when not built."""
-    path = Path(os.environ.get("STREAMNLP_MODEL_DIR") or DEFAULT_MODEL_DIR)
-    if not (path / "manifest.json").is_file():
-        pytest.skip(f"default model not built at {path} (run `streamnlp models build`)")
-    return path

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 try:  # plain module next to the tests; importable either way
-    from fixtures_models import SAMPLE_TEXTS, default_model_dir, tiny_model_copy, tiny_model_dir  # noqa: F401
+    from fixtures_models import SAMPLE_TEXTS, tiny_model_copy, tiny_model_dir  # noqa: F401
 except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests.fixtures_models import SAMPLE_TEXTS, default_model_dir, tiny_model_copy, tiny_model_dir  # noqa: F401
+    from tests.fixtures_models import SAMPLE_TEXTS, tiny_model_copy, tiny_model_dir  # noqa: F401
 
 from pipeline.inference import (
     ClassifierConfig,
@@ -177,7 +177,7 @@ print(json.dumps({{"n": len(preds), "heavy": heavy}}))
 
 
 @pytest.mark.needs_model
-def test_default_model_sanity(default_model_dir):
+def test_default_model_sanity(default_model_dir):  # fixture from conftest.py
     clf = SentimentClassifier.load(default_model_dir, ClassifierConfig())
     manifest = json.loads((default_model_dir / "manifest.json").read_text())
     assert clf.info.name == manifest["name"] and clf.info.version == manifest["version"]

@@ -11,6 +11,7 @@ from pipeline.modelbuild.recipes import (
     is_built,
     iter_catalogue,
     quantize_dynamic_int8,
+    require_build_dependencies,
     sha256_file,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "iter_catalogue",
     "null_progress",
     "quantize_dynamic_int8",
+    "require_build_dependencies",
     "sha256_file",
 ]

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Protocol, TextIO
+from typing import Callable, TextIO
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-class _Progress(Protocol):
-    def __call__(self, stage: str, done: int, total: int) -> None: ...
 
 
 def _fmt_seconds(s: float) -> str:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
 
@@ -54,6 +54,28 @@ class ModelBuildError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- helpers
+def require_build_dependencies() -> None:
+    """Fail fast (before any work) when the `build` extra is not installed."""
+    import importlib.util
+
+    missing = [
+        mod
+        for mod in ("torch", "transformers", "optimum.exporters.onnx", "optimum.onnxruntime", "onnx")
+        if _find_spec(importlib.util, mod) is None
+    ]
+    if missing:
+        raise ModelBuildError(
+            f"model building needs {', '.join(missing)} (the build extra); run: pip install -e '.[build]'"
+        )
+
+
+def _find_spec(util, mod: str):
+    try:
+        return util.find_spec(mod)
+    except (ImportError, ValueError):
+        return None
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with Path(path).open("rb") as fh:
@@ -294,6 +316,7 @@ def build_sentiment_minilm(
     """
     from pipeline.modelbuild.data import LABELS, load_rotten_tomatoes, rotten_tomatoes_path, stratified_split
 
+    require_build_dependencies()
     progress = progress or StderrProgress()
     out_dir = Path(out_dir)
     t0 = time.monotonic()
@@ -441,6 +464,7 @@ def export_sequence_classifier(
     HF ids need network access (and HF_HUB_OFFLINE unset); offline this fails with ModelBuildError.
     Returns the manifest (held-out accuracy is null: no evaluation data for arbitrary models).
     """
+    require_build_dependencies()
     progress = progress or null_progress
     out_dir = Path(out_dir)
     src = str(source)
@@ -551,5 +575,3 @@ def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:
     for name, entry in data.get("models", {}).items():
         yield {"name": name, **entry}
 
-
-ProgressCallback = Callable[[str, int, int], None]
