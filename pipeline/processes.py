@@ -16,6 +16,7 @@ _FORWARDED = (
     "input_topic", "output_topic", "dlq_topic", "consumer_group", "topic_partitions", "data_dir",
     "web_port", "model_dir", "model_precision", "batch_max_size", "batch_max_wait_ms", "max_text_chars",
     "inference_batch_size", "inference_threads", "max_tokens", "rebalance_timeout_s", "session_timeout_s",
+    "fetch_max_wait_ms",
 )
 
 

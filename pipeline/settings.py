@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         description="A worker silent this long is dropped from the group and its partitions reassigned.",
     )
 
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=30_000,
+        description="Longest a consumer fetch may wait for data (bounds idle latency on brokers that hold fetches).",
+    )
+
     # --- batching and inference -----------------------------------------
     batch_max_size: int = Field(default=64, ge=1, le=4096, description="Max events per micro-batch.")
     batch_max_wait_ms: int = Field(default=50, ge=1, le=60_000, description="Max time to wait for a batch to fill.")

@@ -24,7 +24,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.broker import EmbeddedBroker  # noqa: E402
-from pipeline.kafka_io import OutRecord, ensure_topics, follow, produce  # noqa: E402
+from pipeline.kafka_io import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
 from pipeline.processes import WorkerProcess  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
@@ -39,7 +39,8 @@ def sample_texts() -> list[dict]:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if isinstance(obj, dict) and isinstance(obj.get("text"), str) and isinstance(obj.get("id"), str):
+        # Only the labelled, valid samples: every measured event must come out enriched.
+        if isinstance(obj, dict) and (obj.get("metadata") or {}).get("gold_label"):
             out.append(obj)
     return out
 
@@ -54,19 +55,12 @@ def events(prefix: str, n: int, pool: list[dict]) -> list[OutRecord]:
 
 async def wait_outputs(settings: Settings, expected: set[str], timeout_s: float, arrivals: dict[str, float]) -> None:
     deadline = time.monotonic() + timeout_s
-    stream = follow(settings, [settings.output_topic]).__aiter__()
-    try:
+    async with TopicFollower(settings, [settings.output_topic]) as follower:
         while not expected.issubset(arrivals):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(expected - set(arrivals))} outputs missing")
-            try:
-                record = await asyncio.wait_for(stream.__anext__(), timeout=min(1.0, remaining))
-            except asyncio.TimeoutError:
-                continue
-            arrivals.setdefault(record.key.decode(), time.monotonic())
-    finally:
-        await stream.aclose()
+            for record in await follower.poll(0.2):
+                arrivals.setdefault(record.key.decode(), time.monotonic())
 
 
 async def run_config(bootstrap: str, size: int, wait_ms: int, n: int, rate: float, model_dir: Path, tmp: Path) -> dict:
