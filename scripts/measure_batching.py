@@ -145,8 +145,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=100.0, help="paced events/s for the latency run")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "cache" / "sentiment-minilm-rt")
+    parser.add_argument("--grid", default=",".join(f"{s}x{w}" for s, w in GRID),
+                        help="comma-separated SIZExWAIT_MS pairs, e.g. 64x10,128x50")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "batching.json")
     args = parser.parse_args()
+    GRID[:] = [tuple(int(v) for v in pair.split("x")) for pair in args.grid.split(",")]
     results = asyncio.run(main_async(args))
     args.out.write_text(json.dumps({"events": args.events, "results": results}, indent=2) + "\n")
     print("| batch_max_size | batch_max_wait_ms | drain ev/s | p50 ms @ %g ev/s | p99 ms |" % args.rate)
