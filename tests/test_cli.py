@@ -21,10 +21,11 @@ def _run(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> sub
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("streamnlp: error: ")
-    return lines[0]
+    """Exactly one `streamnlp: error:` line, no traceback (structured startup logs may precede it)."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("streamnlp: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return errors[0]
 
 
 def test_worker_with_missing_model_exits_2_with_a_fix(tmp_path: Path) -> None:
