@@ -152,6 +152,9 @@ def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
         _fail(str(exc), code=1)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
+    if tally.gold_labelled:
+        click.echo(f"agreement with the samples' gold labels: {tally.gold_matched / tally.gold_labelled:.1%} "
+                   f"({tally.gold_matched}/{tally.gold_labelled})")
     click.echo(tally.as_json())
     if not tally.complete:
         sys.exit(1)

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 from itertools import cycle, islice
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterator
+from typing import Callable, Iterator
 
 import orjson
 
 from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
-from pipeline.kafka_io import InRecord, ensure_topics, follow, jsonl_records, produce
+from pipeline.kafka_io import TopicFollower, ensure_topics, jsonl_records, produce
 from pipeline.processes import WorkerProcess
 from pipeline.settings import REPO_ROOT, Settings
 
@@ -33,6 +33,8 @@ class DemoTally:
     enriched: int = 0
     dead_lettered: int = 0
     elapsed_s: float = 0.0
+    gold_labelled: int = 0
+    gold_matched: int = 0
 
     @property
     def complete(self) -> bool:
@@ -91,46 +93,35 @@ async def _run(
     seen_ids: set[bytes] = set()
     seen_dead: set[tuple[int, int]] = set()
     deadline = started + config.timeout_s
-    records = follow(settings, [settings.output_topic, settings.dlq_topic])
-    try:
-        async for record in _until(records, deadline, worker):
-            if record.topic == settings.output_topic:
-                if record.key not in seen_ids:
-                    seen_ids.add(record.key or b"")
-                    tally.enriched += 1
-                    say(format_enriched(record.value or b"{}"))
-            else:
+    async with TopicFollower(settings, [settings.output_topic, settings.dlq_topic]) as follower:
+        while config.count is None or not tally.complete:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"timed out after {config.timeout_s:.0f}s: "
+                    f"{tally.enriched + tally.dead_lettered}/{tally.produced} events accounted for"
+                )
+            if not worker.alive():
+                raise RuntimeError(f"the worker exited with code {worker.returncode}")
+            for record in await follower.poll(0.5):
+                if record.topic == settings.output_topic:
+                    if record.key not in seen_ids:
+                        seen_ids.add(record.key or b"")
+                        tally.enriched += 1
+                        event = orjson.loads(record.value or b"{}")
+                        gold = (event.get("metadata") or {}).get("gold_label")
+                        if gold:
+                            tally.gold_labelled += 1
+                            tally.gold_matched += (event.get("sentiment") or {}).get("label") == gold
+                        say(format_enriched(record.value or b"{}"))
+                    continue
                 letter = orjson.loads(record.value or b"{}")
                 where = (int(letter.get("source_partition", -1)), int(letter.get("source_offset", -1)))
                 if where not in seen_dead:
                     seen_dead.add(where)
                     tally.dead_lettered += 1
                     say(format_dead_letter(record.value or b"{}"))
-            if config.count is not None and tally.complete:
-                break
-    finally:
-        await records.aclose()
     tally.elapsed_s = time.monotonic() - started
     return tally
-
-
-async def _until(
-    records: AsyncIterator[InRecord], deadline: float, worker: WorkerProcess
-) -> AsyncIterator[InRecord]:
-    iterator = records.__aiter__()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("timed out waiting for all events to be accounted for")
-        if not worker.alive():
-            raise RuntimeError(f"the worker exited with code {worker.returncode}")
-        try:
-            yield await asyncio.wait_for(iterator.__anext__(), timeout=min(remaining, 2.0))
-        except asyncio.TimeoutError:
-            continue
-        except StopAsyncIteration:
-            return
-
 
 
 def run_demo(settings: Settings, config: DemoConfig, say: Callable[[str], None] = print) -> DemoTally:
