@@ -73,3 +73,17 @@ sys.exit(1 if heavy else 0)
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.needs_model
+def test_demo_count_accounts_for_every_event(default_model_dir: Path, tmp_path: Path) -> None:
+    env = {"STREAMNLP_MODEL_DIR": str(default_model_dir), "STREAMNLP_DATA_DIR": str(tmp_path / "data")}
+    result = _run(["demo", "--count", "200", "--timeout", "240"], env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    import orjson
+
+    tally = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert tally["produced"] == 200
+    assert tally["enriched"] + tally["dead_lettered"] == 200
+    assert tally["dead_lettered"] >= 9, "the sample file's malformed lines are dead-lettered"
