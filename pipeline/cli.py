@@ -100,7 +100,8 @@ def produce(source: "click.utils.LazyFile", topic: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print raw JSON lines.")
 @click.option("--dlq", is_flag=True, help="Also follow the dead-letter topic.")
 @click.option("--from-beginning/--latest", default=True, show_default=True)
-def tail(as_json: bool, dlq: bool, from_beginning: bool) -> None:
+@click.option("--max", "max_records", type=int, default=None, help="Exit after printing this many records.")
+def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None) -> None:
     """Follow the enriched topic."""
     from pipeline.demo import format_dead_letter, format_enriched
     from pipeline.kafka_io import check_reachable, follow
@@ -113,13 +114,17 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool) -> None:
     topics = [settings.output_topic] + ([settings.dlq_topic] if dlq else [])
 
     async def run() -> None:
+        printed = 0
         async for record in follow(settings, topics, from_beginning=from_beginning):
+            printed += 1
             if as_json:
                 click.echo((record.value or b"").decode("utf-8", "replace"))
             elif record.topic == settings.output_topic:
                 click.echo(format_enriched(record.value or b"{}"))
             else:
                 click.echo(format_dead_letter(record.value or b"{}"))
+            if max_records is not None and printed >= max_records:
+                return
 
     try:
         asyncio.run(run())

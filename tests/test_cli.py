@@ -13,8 +13,12 @@ from pipeline.broker import free_port
 from tests.harness import REPO
 
 
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+
+
 def _run(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env = _clean_env()
     env.update(env_extra)
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
@@ -87,3 +91,20 @@ def test_demo_count_accounts_for_every_event(default_model_dir: Path, tmp_path: 
     assert tally["produced"] == 200
     assert tally["enriched"] + tally["dead_lettered"] == 200
     assert tally["dead_lettered"] >= 9, "the sample file's malformed lines are dead-lettered"
+
+
+@pytest.mark.integration
+def test_produce_from_stdin_then_tail_json(kafka_bootstrap: str) -> None:
+    import uuid
+
+    topic = f"cli-{uuid.uuid4().hex[:8]}"
+    lines = ['{"id": "c1", "text": "first"}', "{not json", '{"id": "c3", "text": "third"}']
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    produced = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "-", "--topic", topic],
+                              input="\n".join(lines) + "\n\n", env={**_clean_env(), **env}, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    assert "produced 3 records" in produced.stderr, "blank lines are skipped, malformed lines are sent as-is"
+    tailed = _run(["tail", "--json", "--max", "3"], {**env, "STREAMNLP_OUTPUT_TOPIC": topic}, timeout=60)
+    assert tailed.returncode == 0, tailed.stderr
+    assert sorted(tailed.stdout.splitlines()) == sorted(lines), "records arrive byte-exact"
