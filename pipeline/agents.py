@@ -28,7 +28,9 @@ log = get_logger("streamnlp.agent")
 
 PUBLISH_ATTEMPTS = 3
 SHUTDOWN_GRACE_S = 30.0
-# Exit code for "could not publish, offsets deliberately left uncommitted" (EX_SOFTWARE).
+# Exit code for "batch not handled, offsets deliberately left uncommitted" (EX_SOFTWARE):
+# take_events acks a batch even when the agent body raises, so failing hard is the
+# only way to keep at-least-once; the orchestrator restarts the worker.
 EXIT_PUBLISH_FAILED = 70
 
 
@@ -95,6 +97,9 @@ class SentimentAgent:
             except asyncio.CancelledError:
                 await self._finish_before_exit(batch)
                 raise
+            except Exception as exc:  # noqa: BLE001 - a bug must not let take_events ack an unhandled batch
+                log.critical("batch_failed_unexpectedly", error=repr(exc), size=len(events), exc_info=True)
+                os._exit(EXIT_PUBLISH_FAILED)
 
     async def _finish_before_exit(self, batch: asyncio.Future[None]) -> None:
         log.info("shutdown_waiting_for_batch")
