@@ -186,7 +186,15 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
     except ModelBuildError as exc:
         _fail(str(exc), code=1)
     for path in paths:
-        click.echo(f"ready: {path}")
+        summary = ""
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            data = orjson.loads(manifest.read_bytes())
+            held = data.get("held_out") or {}
+            if held.get("accuracy_fp32") is not None:
+                summary = (f"  (held-out accuracy fp32 {held['accuracy_fp32']:.3f}, int8 {held['accuracy_int8']:.3f}, "
+                           f"n={held.get('n')}; version {data.get('version')})")
+        click.echo(f"ready: {path}{summary}")
     if settings.model_dir not in paths:
         click.echo(f"note: STREAMNLP_MODEL_DIR={settings.model_dir} is not one of the built models; "
                    f"point it at {paths[0]}", err=True)
