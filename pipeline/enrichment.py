@@ -8,12 +8,13 @@ publish where.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
 from pipeline.decoding import InvalidEvent, decode_text_event, make_dead_letter
 from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Processing, Sentiment, TextEvent
+from schemas.summaries import SummaryRequest
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class EnricherConfig:
     worker: str
     max_text_chars: int = 20_000
     dlq_payload_cap_bytes: int = 262_144
+    summary_min_chars: int = 400
+    summaries_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,8 @@ class Outgoing:
     """A record to publish: key, JSON value, headers copied from the input."""
 
     key: bytes | None
-    value: EnrichedEvent | DeadLetter
+    value: EnrichedEvent | DeadLetter | SummaryRequest
     headers: tuple[tuple[str, bytes], ...]
-
-
-@dataclass
-class BatchResult:
-    enriched: list[Outgoing] = field(default_factory=list)
-    dead_letters: list[Outgoing] = field(default_factory=list)
-    inference_ms: float = 0.0
 
 
 @dataclass
@@ -147,10 +143,35 @@ class BatchEnricher:
                 **item.event.model_dump(exclude={"schema_version"}),
                 sentiment=sentiment,
                 summary=None,
+                summary_status=self.summary_status(item.event),
                 processing=processing,
             )
             out.append(Outgoing(key=item.event.id.encode(), value=enriched, headers=item.record.headers))
         return out
+
+    def wants_summary(self, event: TextEvent) -> bool:
+        return len(event.text) >= self.config.summary_min_chars
+
+    def summary_status(self, event: TextEvent) -> str:
+        if not self.wants_summary(event):
+            return "none"
+        return "pending" if self.config.summaries_enabled else "disabled"
+
+    def summary_requests(self, valid: Sequence[_Valid]) -> list[Outgoing]:
+        """Requests for the summary lane: long texts only, published with the batch (same at-least-once path)."""
+        if not self.config.summaries_enabled:
+            return []
+        now = _now()
+        return [
+            Outgoing(
+                key=item.event.id.encode(),
+                value=SummaryRequest(id=item.event.id, text=item.event.text, source=item.event.source,
+                                     lang=item.event.lang, requested_at=now),
+                headers=item.record.headers,
+            )
+            for item in valid
+            if self.wants_summary(item.event)
+        ]
 
     def inference_failed(self, item: _Valid, exc: BaseException) -> Outgoing:
         error = InvalidEvent(

@@ -56,7 +56,11 @@ def check_reachable(bootstrap_servers: str, timeout_s: float = 5.0) -> None:
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> None:
-    names = list(topics or (settings.input_topic, settings.output_topic, settings.dlq_topic))
+    if topics is None:
+        topics = [settings.input_topic, settings.output_topic, settings.dlq_topic]
+        if settings.summarizer_mode != "off":
+            topics += [settings.summary_requests_topic, settings.summaries_topic]
+    names = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:

@@ -11,20 +11,16 @@ from pathlib import Path
 
 from pipeline.settings import Settings
 
-# Settings a child worker inherits from its parent's Settings object.
-_FORWARDED = (
-    "input_topic", "output_topic", "dlq_topic", "consumer_group", "topic_partitions", "data_dir",
-    "web_port", "model_dir", "model_precision", "batch_max_size", "batch_max_wait_ms", "max_text_chars",
-    "inference_batch_size", "inference_threads", "max_tokens", "rebalance_timeout_s", "session_timeout_s",
-    "fetch_max_wait_ms",
-)
+# Per-process identity stays the child's own; everything else is inherited from the parent's Settings.
+_NOT_FORWARDED = {"bootstrap_servers", "worker_name", "log_format"}
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    for name in _FORWARDED:
-        env[f"STREAMNLP_{name.upper()}"] = str(getattr(settings, name))
+    for name in Settings.model_fields:
+        if name not in _NOT_FORWARDED:
+            env[f"STREAMNLP_{name.upper()}"] = str(getattr(settings, name))
     env["STREAMNLP_LOG_FORMAT"] = "json"
     env.update(extra or {})
     return env

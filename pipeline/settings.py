@@ -20,6 +20,7 @@ ENV_PREFIX = "STREAMNLP_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_CACHE = REPO_ROOT / "models" / "cache"
 DEFAULT_SENTIMENT_MODEL = "sentiment-minilm-rt"
+DEFAULT_SUMMARIZER_MODEL = "summarizer-smollm2-135m"
 
 
 class ConfigError(Exception):
@@ -73,6 +74,36 @@ class Settings(BaseSettings):
     inference_batch_size: int = Field(default=32, ge=1, le=1024, description="Max rows per ONNX run after length bucketing.")
     inference_threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = one per core).")
 
+    # --- summary lane ----------------------------------------------------
+    summarizer_mode: Literal["abstractive", "extractive", "off"] = Field(
+        default="abstractive",
+        description="abstractive = small LLM with faithfulness check; extractive = top sentences only; off = no summaries.",
+    )
+    summary_min_chars: int = Field(default=400, ge=1, description="Texts at least this long get a summary.")
+    summaries_topic: str = Field(default="texts.summaries", description="Topic summaries are published to, keyed by event id.")
+    summary_requests_topic: str = Field(
+        default="texts.summarize", description="Internal topic feeding the summary agent (long texts only)."
+    )
+    summarizer_model_dir: Path = Field(
+        default=DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL,
+        description="Directory of the built summarizer model (streamnlp models build).",
+    )
+    summarizer_precision: Literal["fp32", "int8", "int4"] = Field(default="int8", description="Which ONNX file of the summarizer to run.")
+    summarizer_batch_size: int = Field(default=4, ge=1, le=64, description="Prompts per generation batch.")
+    summarizer_batch_max_wait_ms: int = Field(default=200, ge=1, le=60_000, description="Max time to wait for a summary batch to fill.")
+    summarizer_threads: int = Field(
+        default=1, ge=1, le=256, description="ONNX Runtime threads for generation (its own budget, so sentiment keeps a core)."
+    )
+    summarizer_max_new_tokens: int = Field(default=48, ge=1, le=512, description="Hard cap on generated tokens per summary.")
+    summarizer_max_prompt_tokens: int = Field(default=384, ge=32, le=8192, description="Longer texts are head+tail truncated in the prompt.")
+    summarizer_batch_time_budget_s: float = Field(default=30.0, gt=0, description="Per-batch generation time budget.")
+    faithfulness_threshold: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="Abstractive summaries scoring below this are replaced by the extractive one."
+    )
+    summary_backlog_max: int = Field(
+        default=200, ge=0, description="Above this many queued summary requests, publish extractive summaries (load shedding)."
+    )
+
     # --- validation and dead letters -------------------------------------
     max_text_chars: int = Field(default=20_000, ge=1, description="Longer texts are dead-lettered as text_too_long.")
     dlq_payload_cap_bytes: int = Field(default=262_144, ge=0, description="Raw payloads up to this size are kept byte-exact in dead letters.")
@@ -99,9 +130,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> "Settings":
-        topics = [self.input_topic, self.output_topic, self.dlq_topic]
+        topics = [self.input_topic, self.output_topic, self.dlq_topic, self.summaries_topic, self.summary_requests_topic]
         if len(set(topics)) != len(topics):
-            raise ValueError(f"input, output and dead-letter topics must differ, got {topics}")
+            raise ValueError(f"input, output, dead-letter, summaries and summary-request topics must differ, got {topics}")
         return self
 
     @property

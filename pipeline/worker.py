@@ -27,6 +27,23 @@ def load_classifier(settings: Settings):  # -> SentimentClassifier (import kept 
     )
 
 
+def load_summarizer(settings: Settings):  # -> Summarizer | None
+    if settings.summarizer_mode != "abstractive":
+        return None
+    from pipeline.inference.summarizer import Summarizer, SummarizerConfig
+
+    return Summarizer.load(
+        settings.summarizer_model_dir,
+        SummarizerConfig(
+            max_new_tokens=settings.summarizer_max_new_tokens,
+            max_prompt_tokens=settings.summarizer_max_prompt_tokens,
+            batch_size=settings.summarizer_batch_size,
+            intra_op_threads=settings.summarizer_threads,
+            precision=settings.summarizer_precision,
+        ),
+    )
+
+
 def run_worker(settings: Settings) -> None:
     """Blocks until the worker stops (SIGTERM/SIGINT)."""
     import faust  # noqa: F401 - imported here so `streamnlp --help` stays fast
@@ -38,9 +55,13 @@ def run_worker(settings: Settings) -> None:
     classifier = load_classifier(settings)
     info = classifier.info
     log.info("model_loaded", model=info.name, version=info.version, precision=info.precision, path=str(info.path))
+    summarizer = load_summarizer(settings)
+    if summarizer is not None:
+        s_info = summarizer.info
+        log.info("summarizer_loaded", model=s_info.name, version=s_info.version, precision=s_info.precision)
     check_reachable(settings.bootstrap_servers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _runner = create_app(settings, classifier)
+    app, _runner = create_app(settings, classifier, summarizer)
     log.info(
         "worker_starting", worker=settings.worker_name, bootstrap=settings.bootstrap_servers,
         input=settings.input_topic, output=settings.output_topic, dlq=settings.dlq_topic,

@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -82,7 +82,7 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 TEXT_EVENT_SCHEMA_VERSION = SCHEMA_VERSION
-ENRICHED_EVENT_SCHEMA_VERSION = SCHEMA_VERSION
+ENRICHED_EVENT_SCHEMA_VERSION = "1.1"  # 1.1 added summary_status
 DEAD_LETTER_SCHEMA_VERSION = SCHEMA_VERSION
 #: Input events must have this major schema version (or omit schema_version).
 SUPPORTED_INPUT_MAJOR = 1
@@ -330,7 +330,17 @@ class EnrichedEvent(_EventCore):
 
     schema_version: SchemaVersion = ENRICHED_EVENT_SCHEMA_VERSION
     sentiment: Sentiment
-    summary: Annotated[str | None, Field(description="Reserved for a summariser; null for now.")] = None
+    summary: Annotated[
+        str | None,
+        Field(description="Always null here: summaries are published on `texts.summaries`, keyed by the same id."),
+    ] = None
+    summary_status: Annotated[
+        Literal["none", "pending", "disabled"],
+        Field(description=(
+            '"pending": a summary for this id will follow on `texts.summaries`; '
+            '"none": text below the summary threshold; "disabled": summarizer off on this worker. (since 1.1)'
+        )),
+    ] = "none"
     processing: Processing
 
     @classmethod
@@ -368,6 +378,9 @@ class ErrorCode(str, enum.Enum):
     ``unsupported_schema_version``    ``schema_version`` has an unknown major version
     ``invalid_field``                 any other validation failure (catch-all)
     ``inference_error``               the model failed on this event
+    ``summarization_error``           generating this event's summary failed (the
+                                      request from ``texts.summarize`` is dead-lettered;
+                                      its sentiment was already published)
     ================================  ==================================================
 
     A missing Kafka key is *not* an error: keys are optional, ``id`` comes
@@ -387,6 +400,7 @@ class ErrorCode(str, enum.Enum):
     unsupported_schema_version = "unsupported_schema_version"
     invalid_field = "invalid_field"
     inference_error = "inference_error"
+    summarization_error = "summarization_error"
 
     def __str__(self) -> str:  # f"{code}" -> "invalid_json"
         return self.value

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from schemas.events import DeadLetter, EnrichedEvent, TextEvent
+from schemas.summaries import SummaryEvent, SummaryRequest
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -28,6 +29,8 @@ SCHEMAS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "text_event.schema.json": (TextEvent, "validation"),
     "enriched_event.schema.json": (EnrichedEvent, "serialization"),
     "dead_letter.schema.json": (DeadLetter, "serialization"),
+    "summary_event.schema.json": (SummaryEvent, "serialization"),
+    "summary_request.schema.json": (SummaryRequest, "serialization"),
 }
 
 

@@ -31,3 +31,13 @@ def default_model_dir() -> Path:
     if not (path / "manifest.json").is_file():
         pytest.fail(f"the default sentiment model is not built at {path}; run `make models` (streamnlp models build)")
     return path
+
+
+@pytest.fixture(scope="session")
+def summarizer_model_dir() -> Path:
+    from pipeline.settings import DEFAULT_SUMMARIZER_MODEL
+
+    path = Path(os.environ.get("STREAMNLP_SUMMARIZER_MODEL_DIR", DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL))
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"the default summarizer model is not built at {path}; run `make models` (streamnlp models build)")
+    return path

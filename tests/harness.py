@@ -24,6 +24,8 @@ def unique_settings(bootstrap: str, tmp_path: Path, **overrides: object) -> Sett
         input_topic=f"texts-{tag}",
         output_topic=f"texts-{tag}.enriched",
         dlq_topic=f"texts-{tag}.dlq",
+        summaries_topic=f"texts-{tag}.summaries",
+        summary_requests_topic=f"texts-{tag}.summarize",
         consumer_group=f"streamnlp-{tag}",
         topic_partitions=4,
         data_dir=tmp_path / "faust-data",

@@ -60,17 +60,20 @@ def test_config_lists_every_setting() -> None:
 
 
 @pytest.mark.needs_model
-def test_worker_process_never_imports_torch(default_model_dir: Path) -> None:
+def test_worker_process_never_imports_torch(default_model_dir: Path, summarizer_model_dir: Path) -> None:
     """Everything the worker imports and does up to consuming, in a fresh interpreter."""
     code = f"""
 import sys
-from pipeline import cli, worker, app, agents, enrichment, kafka_io, demo, decoding, settings as s
-from pipeline.worker import load_classifier
+from pipeline import cli, worker, app, agents, enrichment, kafka_io, demo, decoding, settings as s, summary_agent
+from pipeline.worker import load_classifier, load_summarizer
 from pipeline.app import create_app
-cfg = s.Settings(model_dir={str(default_model_dir)!r}, bootstrap_servers="127.0.0.1:1", web_port=0)
+cfg = s.Settings(model_dir={str(default_model_dir)!r}, summarizer_model_dir={str(summarizer_model_dir)!r},
+                 bootstrap_servers="127.0.0.1:1", web_port=0)
 classifier = load_classifier(cfg)
 assert classifier.predict(["a fine film"])[0].label in ("positive", "negative")
-create_app(cfg, classifier)
+summarizer = load_summarizer(cfg)
+assert summarizer.summarize(["The council approved three new bus routes on Tuesday. They start in June."])[0].text
+create_app(cfg, classifier, summarizer)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "optimum"))
 print("HEAVY", heavy)
 sys.exit(1 if heavy else 0)

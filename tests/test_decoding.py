@@ -279,6 +279,7 @@ def test_error_codes_are_stable():
         "unsupported_schema_version",
         "invalid_field",
         "inference_error",
+        "summarization_error",
     }
 
 
@@ -390,7 +391,7 @@ def test_sample_file():
 
     path = Path(__file__).resolve().parent.parent / "samples" / "events.jsonl"
     lines = path.read_bytes().splitlines()
-    assert len(lines) == 159 and all(line.strip() for line in lines)
+    assert len(lines) == 171 and all(line.strip() for line in lines)
     ids, labels, failures = set(), {"positive": 0, "negative": 0}, {}
     for number, line in enumerate(lines, 1):
         try:
@@ -400,9 +401,12 @@ def test_sample_file():
             continue
         assert event.id not in ids
         ids.add(event.id)
-        assert 40 <= len(event.text) <= 400, event.id
+        if event.id.startswith("sample-long-"):
+            assert 400 <= len(event.text) <= 1000, event.id  # summarizer inputs
+        else:
+            assert 40 <= len(event.text) <= 400, event.id
         assert event.source
         labels[event.metadata["gold_label"]] += 1
     assert failures == SAMPLE_MALFORMED
-    assert labels == {"positive": 75, "negative": 75}
-    assert ids == {f"sample-{i:04d}" for i in range(1, 151)}
+    assert labels == {"positive": 81, "negative": 81}
+    assert ids == {f"sample-{i:04d}" for i in range(1, 151)} | {f"sample-long-{i:02d}" for i in range(1, 13)}

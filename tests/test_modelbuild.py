@@ -75,21 +75,27 @@ def test_hub_id_offline_fails_clearly(tmp_path, monkeypatch):
 
 
 def test_build_default_models_skips_built(tmp_path, monkeypatch):
+    from pipeline.modelbuild import summarizer as summarizer_recipe
+
     target = tmp_path / recipes.DEFAULT_MODEL_NAME
-    target.mkdir()
-    assert not is_built(target)
-    (target / "manifest.json").write_text("{}")
+    summarizer = tmp_path / summarizer_recipe.SUMMARIZER_MODEL_NAME
+    for path in (target, summarizer):
+        path.mkdir()
+        assert not is_built(path)
+        (path / "manifest.json").write_text("{}")
 
     def boom(*a, **k):
         raise AssertionError("must not rebuild a built model")
 
     monkeypatch.setattr(recipes, "build_sentiment_minilm", boom)
-    assert build_default_models(tmp_path) == [target]
+    monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", boom)
+    assert build_default_models(tmp_path) == [target, summarizer]
 
     calls = []
     monkeypatch.setattr(recipes, "build_sentiment_minilm", lambda out, **k: calls.append(out))
+    monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", lambda out, **k: calls.append(out))
     build_default_models(tmp_path, force=True)
-    assert calls == [target]
+    assert calls == [target, summarizer]
 
 
 def test_data_split_deterministic_and_stratified():

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas import generate
 from schemas.events import (
+    ENRICHED_EVENT_SCHEMA_VERSION,
     SCHEMA_VERSION,
     DeadLetter,
     EnrichedEvent,
@@ -198,7 +199,8 @@ def test_enriched_event_json_round_trip():
     data = to_json_bytes(enriched)
     assert EnrichedEvent.model_validate_json(data) == enriched
     parsed = orjson.loads(data)
-    assert parsed["schema_version"] == SCHEMA_VERSION
+    assert parsed["schema_version"] == ENRICHED_EVENT_SCHEMA_VERSION
+    assert parsed["summary_status"] == "none"
     assert parsed["timestamp"] == "2024-05-01T12:30:00Z"
     assert parsed["summary"] is None and "summary" in parsed
 

