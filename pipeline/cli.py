@@ -202,6 +202,23 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
                    f"point it at {paths[0]}", err=True)
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks (build-time tools: need the `build` extra)."""
+
+
+@bench.command("summarizer", add_help_option=False,
+               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench_summarizer(ctx: click.Context) -> None:
+    """docs/s of PyTorch generate vs the ONNX runtime on the same prompts, in one run (--help for options)."""
+    try:
+        from pipeline.modelbuild.bench_summarizer import main as run_bench
+    except ImportError as exc:
+        _fail(f"the benchmark needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
+    sys.exit(run_bench(list(ctx.args)))
+
+
 @models.command("info")
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 def models_info(path: Path | None) -> None:

