@@ -57,7 +57,8 @@ class AgentStats:
         }
 
 
-def _to_raw(event: faust.EventT) -> RawRecord:
+def raw_record(event: faust.EventT) -> RawRecord:
+    """What the enrichment code needs of a Faust event; headers normalised to (str, bytes) pairs."""
     message = event.message
     headers = message.headers or ()
     if isinstance(headers, dict):
@@ -153,7 +154,7 @@ class SentimentAgent:
     async def process(self, events: Sequence[faust.EventT]) -> None:
         ingested_at = datetime.now(timezone.utc)
         started = time.perf_counter()
-        records = [_to_raw(event) for event in events]
+        records = [raw_record(event) for event in events]
         valid, dead = self.enricher.split(records)
         enriched: list[Outgoing] = []
         inference_ms = 0.0

@@ -96,19 +96,9 @@ class BatchEnricher:
         return valid, dead
 
     def dead_letter(self, record: RawRecord, error: InvalidEvent) -> Outgoing:
-        letter = make_dead_letter(
-            record.value,
-            error,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            headers=dict(record.headers),
-            worker=self.config.worker,
-            payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+        return dead_letter_record(
+            record, error, worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes
         )
-        key = error.event_id.encode() if error.event_id else record.key
-        return Outgoing(key=key, value=letter, headers=record.headers)
 
     def package(
         self,
@@ -180,6 +170,23 @@ class BatchEnricher:
             event_id=item.event.id,
         )
         return self.dead_letter(item.record, error)
+
+
+def dead_letter_record(record: RawRecord, error: InvalidEvent, *, worker: str, payload_cap_bytes: int) -> Outgoing:
+    """The DLQ record for `record`: keyed by the event id when known, input headers kept."""
+    letter = make_dead_letter(
+        record.value,
+        error,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        headers=dict(record.headers),
+        worker=worker,
+        payload_cap_bytes=payload_cap_bytes,
+    )
+    key = error.event_id.encode() if error.event_id else record.key
+    return Outgoing(key=key, value=letter, headers=record.headers)
 
 
 def elapsed_ms(start: float) -> float:

@@ -22,9 +22,9 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import faust
 from pydantic import ValidationError
 
-from pipeline.agents import publish_all, run_batches
-from pipeline.decoding import InvalidEvent, make_dead_letter
-from pipeline.enrichment import Outgoing, elapsed_ms
+from pipeline.agents import publish_all, raw_record, run_batches
+from pipeline.decoding import InvalidEvent
+from pipeline.enrichment import Outgoing, dead_letter_record, elapsed_ms
 from pipeline.logs import get_logger
 from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
 from schemas.events import ErrorCode
@@ -220,16 +220,10 @@ class SummaryAgent:
         )
 
     def _dead_letter(self, event: faust.EventT, code: ErrorCode, reason: str, event_id: str | None) -> Outgoing:
-        message = event.message
-        headers = message.headers or ()
-        if isinstance(headers, dict):
-            headers = tuple(headers.items())
-        letter = make_dead_letter(
-            message.value, InvalidEvent(code, reason, event_id), topic=message.topic, partition=message.partition,
-            offset=message.offset, key=message.key, headers=dict(headers), worker=self.config.worker,
-            payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+        return dead_letter_record(
+            raw_record(event), InvalidEvent(code, reason, event_id),
+            worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes,
         )
-        return Outgoing(key=event_id.encode() if event_id else message.key, value=letter, headers=tuple(headers))
 
 
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]?(?=\s|$)")
