@@ -22,7 +22,8 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
 
@@ -105,6 +106,24 @@ def _make_tmp_dir(out_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes 0700; the installed model dir must be readable by the worker
     return tmp
+
+
+@contextmanager
+def staged_build(out_dir: Path) -> Iterator[Path]:
+    """A scratch model dir beside `out_dir`, removed if the build fails, so a half-built model is never installed."""
+    tmp = _make_tmp_dir(out_dir)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def install_build(tmp_dir: Path, out_dir: Path, manifest: dict) -> dict:
+    """Write manifest.json last (its presence means "build complete"), then rename into place."""
+    _write_json(tmp_dir / "manifest.json", manifest)
+    _atomic_install(tmp_dir, out_dir)
+    return manifest
 
 
 def _atomic_install(tmp_dir: Path, out_dir: Path) -> None:
@@ -354,9 +373,8 @@ def build_sentiment_minilm(
         train, held = train[:max_train_examples], held[: max(16, max_train_examples // 4)]
     progress("data", 1, 1)
 
-    tmp = _make_tmp_dir(out_dir)
-    work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
-    try:
+    with staged_build(out_dir) as tmp:
+        work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
         hf_dir = work / "hf"
         t_train = time.monotonic()
         train_stats = _fine_tune(
@@ -434,12 +452,7 @@ def build_sentiment_minilm(
             "build_seconds": round(time.monotonic() - t0, 1),
             "created_at": _now_iso(),
         }
-        _write_json(tmp / "manifest.json", manifest)
-        _atomic_install(tmp, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return install_build(tmp, out_dir, manifest)
 
 
 def _is_hf_id(source: str) -> bool:
@@ -486,8 +499,7 @@ def export_sequence_classifier(
             raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
         src = str(src_dir)
 
-    tmp = _make_tmp_dir(out_dir)
-    try:
+    with staged_build(out_dir) as tmp:
         progress("export", 0, 2)
         onnx_dir = tmp / "onnx"
         from optimum.exporters.onnx import main_export
@@ -541,12 +553,7 @@ def export_sequence_classifier(
             "build_seconds": round(time.monotonic() - t0, 1),
             "created_at": _now_iso(),
         }
-        _write_json(tmp / "manifest.json", manifest)
-        _atomic_install(tmp, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return install_build(tmp, out_dir, manifest)
 
 
 def is_built(model_dir: Path) -> bool:

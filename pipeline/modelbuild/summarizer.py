@@ -29,14 +29,14 @@ from typing import Any, Sequence
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
 from pipeline.modelbuild.recipes import (
     ModelBuildError,
-    _atomic_install,
-    _make_tmp_dir,
     _now_iso,
     _params_hash,
     _pkg_version,
     _write_json,
+    install_build,
     require_build_dependencies,
     sha256_file,
+    staged_build,
 )
 
 log = logging.getLogger(__name__)
@@ -320,9 +320,8 @@ def build_summarizer_smollm2(
     done = 0
     progress("summarizer", done, steps)
 
-    tmp = _make_tmp_dir(out_dir)
-    work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
-    try:
+    with staged_build(out_dir) as tmp:
+        work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
         hf_dir = work / "hf"
         source = load_gguf_as_hf(hf_dir)
         done += 1
@@ -384,12 +383,7 @@ def build_summarizer_smollm2(
             "build_seconds": round(time.monotonic() - t0, 1),
             "created_at": _now_iso(),
         }
-        _write_json(tmp / "manifest.json", manifest)
-        _atomic_install(tmp, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return install_build(tmp, out_dir, manifest)
 
 
 def export_summarizer(
@@ -432,8 +426,7 @@ def export_summarizer(
             f"{source} is an encoder-decoder model ({hf_config.get('model_type')}); the summarizer runtime is "
             "decoder-only. Export it with optimum task='text2text-generation-with-past' for a separate runtime."
         )
-    tmp = _make_tmp_dir(out_dir)
-    try:
+    with staged_build(out_dir) as tmp:
         progress("export", 0, len(precisions))
         export_causal_lm(src_dir, tmp)
         write_generation_config(tmp, hf_config, tmp / "tokenizer.json", PROMPT_PREFIX, PROMPT_SUFFIX)
@@ -458,12 +451,7 @@ def export_summarizer(
             "build_seconds": round(time.monotonic() - t0, 1),
             "created_at": _now_iso(),
         }
-        _write_json(tmp / "manifest.json", manifest)
-        _atomic_install(tmp, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return install_build(tmp, out_dir, manifest)
 
 
 def summarizer_needs() -> list[str]:
