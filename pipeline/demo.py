@@ -53,6 +53,19 @@ class DemoTally:
         }).decode()
 
 
+def labelled_samples(path: Path = DEFAULT_SAMPLES) -> list[dict]:
+    """The sample events that carry a gold label; the file's malformed lines carry none."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("id"), str) and (obj.get("metadata") or {}).get("gold_label"):
+            out.append(obj)
+    return out
+
+
 def sample_lines(path: Path, count: int | None) -> Iterator[bytes]:
     """The sample file's lines; beyond one pass, ids get a `-rN` suffix so every event is distinct."""
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]

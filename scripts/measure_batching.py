@@ -24,25 +24,13 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.broker import EmbeddedBroker  # noqa: E402
+from pipeline.demo import labelled_samples  # noqa: E402
 from pipeline.kafka_io import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
 from pipeline.processes import WorkerProcess  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = [(8, 10), (32, 10), (32, 50), (64, 50), (128, 50), (128, 100)]
-
-
-def sample_texts() -> list[dict]:
-    out = []
-    for line in (REPO / "samples" / "events.jsonl").read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        # Only the labelled, valid samples: every measured event must come out enriched.
-        if isinstance(obj, dict) and (obj.get("metadata") or {}).get("gold_label"):
-            out.append(obj)
-    return out
 
 
 def events(prefix: str, n: int, pool: list[dict]) -> list[OutRecord]:
@@ -71,7 +59,7 @@ async def run_config(bootstrap: str, size: int, wait_ms: int, n: int, rate: floa
         data_dir=tmp / tag, web_port=0, topic_partitions=4,
     )
     await ensure_topics(settings)
-    pool = sample_texts()
+    pool = labelled_samples()
     # Warm-up record: the drain clock starts when the worker has joined and answered it.
     await produce(settings, settings.input_topic, events(f"warm-{tag}", 1, pool))
     worker = WorkerProcess(settings, tmp / f"{tag}.log").start()

@@ -7,23 +7,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pipeline.demo import labelled_samples
 from pipeline.kafka_io import OutRecord, TopicFollower, ensure_topics, produce
-from tests.harness import REPO, WorkerProcess, unique_settings
+from tests.harness import WorkerProcess, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
 
 def _samples(long: bool) -> list[dict]:
-    out = []
-    for line in (REPO / "samples" / "events.jsonl").read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and (obj.get("metadata") or {}).get("gold_label"):
-            if (len(obj["text"]) >= 400) == long:
-                out.append(obj)
-    return out
+    return [event for event in labelled_samples() if (len(event["text"]) >= 400) == long]
 
 
 async def test_long_texts_do_not_stall_sentiment(

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.kafka_io import OutRecord, produce
-from pipeline.kafka_io import ensure_topics
-from tests.harness import REPO, Collected, WorkerProcess, collect_until, unique_settings
+from pipeline.demo import labelled_samples
+from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from tests.harness import Collected, WorkerProcess, collect_until, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -40,14 +40,7 @@ MALFORMED: list[tuple[bytes | None, str]] = [
 
 
 def valid_samples(count: int) -> list[dict]:
-    samples = []
-    for line in (REPO / "samples" / "events.jsonl").read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("id"), str) and (obj.get("metadata") or {}).get("gold_label"):
-            samples.append(obj)
+    samples = labelled_samples()
     assert len(samples) >= 100, "samples/events.jsonl should carry at least 100 labelled events"
     out = []
     for i in range(count):
