@@ -86,14 +86,15 @@ class ModelInfo:
     path: str
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, fix_hint: str = _FIX_HINT) -> dict:
+    """A model directory's JSON file as a dict, or ModelLoadError ending in `fix_hint`."""
     try:
         with path.open("r", encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}; {_FIX_HINT}") from exc
+        raise ModelLoadError(f"cannot read {path}: {exc}; {fix_hint}") from exc
     if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} is not a JSON object; {_FIX_HINT}")
+        raise ModelLoadError(f"{path} is not a JSON object; {fix_hint}")
     return data
 
 
@@ -184,7 +185,7 @@ class SentimentClassifier:
             raise ModelLoadError(f"model directory {model_dir} does not exist; {_FIX_HINT}")
 
         manifest_path = model_dir / "manifest.json"
-        manifest = _read_json(manifest_path) if manifest_path.is_file() else None
+        manifest = read_json_object(manifest_path) if manifest_path.is_file() else None
 
         for required in ("tokenizer.json", "config.json"):
             if not (model_dir / required).is_file():
@@ -203,7 +204,7 @@ class SentimentClassifier:
                 f"{model_dir} is missing {_PRECISION_FILES[precision][0]} (precision={precision}); {_FIX_HINT}"
             )
 
-        hf_config = _read_json(model_dir / "config.json")
+        hf_config = read_json_object(model_dir / "config.json")
         labels = _labels_from_config(hf_config, model_dir / "config.json")
 
         try:

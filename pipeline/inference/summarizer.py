@@ -27,7 +27,6 @@ run cheaper. Texts are sorted by prompt length before batching to minimise paddi
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -39,7 +38,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from pipeline.inference.sentiment import ModelInfo, ModelLoadError
+from pipeline.inference.sentiment import ModelInfo, ModelLoadError, read_json_object
 
 __all__ = [
     "SummarizerConfig",
@@ -99,14 +98,7 @@ class GeneratedSummary:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        with path.open("r", encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}; {_FIX_HINT}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} is not a JSON object; {_FIX_HINT}")
-    return data
+    return read_json_object(path, _FIX_HINT)
 
 
 def _head_tail(ids: list[int], budget: int, mark: list[int], head_fraction: float) -> list[int]:
