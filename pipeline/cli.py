@@ -120,9 +120,9 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
             if as_json:
                 click.echo((record.value or b"").decode("utf-8", "replace"))
             elif record.topic == settings.output_topic:
-                click.echo(format_enriched(record.value or b"{}"))
+                click.echo(format_enriched(orjson.loads(record.value or b"{}")))
             else:
-                click.echo(format_dead_letter(record.value or b"{}"))
+                click.echo(format_dead_letter(orjson.loads(record.value or b"{}")))
             if max_records is not None and printed >= max_records:
                 return
 

@@ -85,8 +85,7 @@ def sample_lines(path: Path, count: int | None) -> Iterator[bytes]:
         yield line
 
 
-def format_enriched(value: bytes) -> str:
-    event = orjson.loads(value)
+def format_enriched(event: dict) -> str:
     sentiment = event.get("sentiment") or {}
     text = " ".join(str(event.get("text", "")).split())
     if len(text) > 90:
@@ -96,8 +95,7 @@ def format_enriched(value: bytes) -> str:
             f"  ({event.get('source') or '-'}){flag}  {text}")
 
 
-def format_summary(value: bytes) -> str:
-    summary = orjson.loads(value)
+def format_summary(summary: dict) -> str:
     method = summary.get("method", "?")
     faith = (summary.get("faithfulness") or {})
     note = ""
@@ -111,8 +109,7 @@ def format_summary(value: bytes) -> str:
             f"\n{'':>15}{summary.get('summary')}")
 
 
-def format_dead_letter(value: bytes) -> str:
-    letter = orjson.loads(value)
+def format_dead_letter(letter: dict) -> str:
     return (f"{'DEAD':>8}       offset {letter.get('source_partition')}:{letter.get('source_offset')}"
             f"  {letter.get('error_code')}: {letter.get('reason')}")
 
@@ -153,7 +150,7 @@ async def _run(
                             tally.gold_matched += (event.get("sentiment") or {}).get("label") == gold
                         if event.get("summary_status") == "pending" and event["id"] not in seen_summaries:
                             tally.summaries_pending.add(event["id"])
-                        say(format_enriched(record.value or b"{}"))
+                        say(format_enriched(event))
                     continue
                 if record.topic == settings.summaries_topic:
                     summary = orjson.loads(record.value or b"{}")
@@ -162,14 +159,14 @@ async def _run(
                         tally.summaries_pending.discard(summary.get("id"))
                         tally.summaries += 1
                         tally.abstractive += summary.get("method") == "abstractive"
-                        say(format_summary(record.value or b"{}"))
+                        say(format_summary(summary))
                     continue
                 letter = orjson.loads(record.value or b"{}")
                 where = (int(letter.get("source_partition", -1)), int(letter.get("source_offset", -1)))
                 if where not in seen_dead:
                     seen_dead.add(where)
                     tally.dead_lettered += 1
-                    say(format_dead_letter(record.value or b"{}"))
+                    say(format_dead_letter(letter))
     tally.elapsed_s = time.monotonic() - started
     return tally
 
