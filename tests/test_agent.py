@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.agents import SentimentAgent
 from pipeline.enrichment import BatchEnricher, EnricherConfig
+from tests.test_enrichment import _Info, _Prediction
 
 
 @dataclass
@@ -27,19 +28,6 @@ class _Message:
 @dataclass
 class _Event:
     message: _Message
-
-
-@dataclass
-class _Prediction:
-    label: str
-    score: float
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class _Info:
-    name: str = "stub"
-    version: str = "1"
 
 
 class PoisonAwareClassifier:
