@@ -1,9 +1,10 @@
 """Tiny causal-LM fixtures for the summarizer tests (plain module; tests import from here).
 
-`build_tiny_llm_dir(dir)` builds a random 2-layer Llama (hidden 32, 4 heads / 2 KV heads) and a
+`build_tiny_llm_dir(dir)` builds a random 2-layer Llama (hidden 64, 4 heads / 2 KV heads) and a
 word-level `tokenizers` tokenizer with the ChatML specials, saves it as a HF directory and exports
-it through `pipeline.modelbuild.summarizer.export_causal_lm` - the same export + graph surgery
-the real build uses - then writes generation.json and manifest.json like the real build.
+it through `pipeline.modelbuild.summarizer.export_decoder` - `graph="fused"` is the GQA graph the
+real build uses, `graph="optimum"` the optimum export + surgery used for other architectures -
+then writes generation.json and manifest.json like the real build.
 Takes a few seconds; no hub access.
 """
 
@@ -49,12 +50,12 @@ def build_tiny_tokenizer():
     return tok
 
 
-def build_tiny_llm_dir(root: Path, seed: int = 0) -> Path:
-    """Random tiny Llama -> ONNX (export_causal_lm) -> runtime layout in root/'model'. Returns it."""
+def build_tiny_llm_dir(root: Path, seed: int = 0, graph: str = "fused") -> Path:
+    """Random tiny Llama -> ONNX (export_decoder) -> runtime layout in root/'model'. Returns it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from pipeline.modelbuild.summarizer import export_causal_lm, write_generation_config
+    from pipeline.modelbuild.summarizer import export_decoder, write_generation_config
 
     root = Path(root)
     hf_dir = root / "hf"
@@ -65,8 +66,8 @@ def build_tiny_llm_dir(root: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # head_dim 16: ORT GroupQueryAttention needs a multiple of 16
+        intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -83,11 +84,11 @@ def build_tiny_llm_dir(root: Path, seed: int = 0) -> Path:
         tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>"
     )
     fast.save_pretrained(str(hf_dir))
-    export_causal_lm(hf_dir, out)
+    kind = export_decoder(hf_dir, out, graph)
     hf_config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     prefix = "<|im_start|> system <|im_end|> <|im_start|> user "
     suffix = " summarize the text above . <|im_end|> <|im_start|> assistant "
-    gen = write_generation_config(out, hf_config, out / "tokenizer.json", prefix, suffix)
+    gen = write_generation_config(out, hf_config, out / "tokenizer.json", prefix, suffix, kind)
     # The random model may emit these at any step; tests control EOS explicitly.
     gen["eos_token_ids"] = [0]
     (out / "generation.json").write_text(json.dumps(gen, indent=2), encoding="utf-8")

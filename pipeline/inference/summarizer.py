@@ -167,6 +167,9 @@ class Summarizer:
         self._kv_heads = int(kv_shape[1]) if isinstance(kv_shape[1], int) else int(generation["num_key_value_heads"])
         self._head_dim = int(kv_shape[3]) if isinstance(kv_shape[3], int) else int(generation["head_dim"])
 
+        # Fused GQA graphs read only the per-row token count from the mask, so their prompts
+        # are right-padded; optimum exports take explicit positions and are left-padded.
+        self._right_pad = generation.get("padding_side", "left") == "right"
         self._eos_ids = frozenset(int(i) for i in generation.get("eos_token_ids", []))
         self._pad_id = int(generation.get("pad_token_id", next(iter(self._eos_ids), 0)))
         prefix = generation["prompt_prefix"]
@@ -316,8 +319,12 @@ class Summarizer:
         # attention mask for the whole generation, sliced per step: [pad..., prompt..., generated...]
         attention = np.zeros((rows, total), dtype=np.int64)
         for r, p in enumerate(prompts):
-            input_ids[r, width - len(p) :] = p
-            attention[r, width - len(p) : width] = 1
+            if self._right_pad:
+                input_ids[r, : len(p)] = p
+                attention[r, : len(p)] = 1
+            else:
+                input_ids[r, width - len(p) :] = p
+                attention[r, width - len(p) : width] = 1
         positions = np.cumsum(attention[:, :width], axis=1) - 1
         positions[attention[:, :width] == 0] = 1  # padding: any valid position, masked anyway
         next_pos = positions[:, -1:] + 1  # (rows, 1)

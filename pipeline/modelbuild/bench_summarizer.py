@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ from typing import Callable
 from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL, REPO_ROOT as REPO
 
 DEFAULT_MODEL_DIR = DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL
+TORCH_ENGINE = "pytorch fp32 (transformers generate)"
+TARGET_SPEEDUP = 4.0  # issue 3: the chosen runtime must be >= 4x PyTorch generate
 
 TEXTS = [
 "I bought this robot vacuum three months ago after reading glowing reviews. Setup was easy and the app connected to our wifi on the first try. For the first few weeks it cleaned well, picking up dog hair from the hardwood floors and the rug in the living room. Then the problems started: it kept getting stuck under the couch, the side brush snapped, and twice it drove itself down the stairs. Customer support took nine days to answer and only offered a replacement brush. I returned it and went back to my old corded vacuum.",
@@ -74,32 +77,18 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _timed(label: str, prompts: list[list[int]], batch_size: int, run: Callable[[list[list[int]]], None]) -> float:
-    n = len(prompts)
-    t0 = time.perf_counter()
-    for i in range(0, n, batch_size):
-        run(prompts[i : i + batch_size])
-        done = min(i + batch_size, n)
-        el = time.perf_counter() - t0
-        eta = el / done * (n - done)
-        print(f"\r  {label}: {done}/{n} prompts  {el:5.1f}s  ETA {eta:4.0f}s ", end="", file=sys.stderr, flush=True)
-    dps = n / (time.perf_counter() - t0)
-    print(f"\r  {label}: {dps:.2f} docs/s" + " " * 30, file=sys.stderr, flush=True)
-    return dps
+Runner = Callable[[list[list[int]]], None]
 
 
-def bench_onnx(model_dir: Path, precision: str, prompts, batch_sizes, threads: int, new_tokens: int) -> dict[int, float]:
+def onnx_runner(model_dir: Path, precision: str, prompts, threads: int, new_tokens: int) -> Runner:
     from pipeline.inference.summarizer import Summarizer, SummarizerConfig
 
     s = Summarizer.load(model_dir, SummarizerConfig(precision=precision, intra_op_threads=threads, max_new_tokens=new_tokens))
     s.generate_ids(prompts[:1], max_new_tokens=4, ignore_stop=True)  # warm-up
-    return {
-        bs: _timed(f"onnx {precision} batch {bs}", prompts, bs, lambda b: s.generate_ids(b, ignore_stop=True))
-        for bs in batch_sizes
-    }
+    return lambda batch: s.generate_ids(batch, ignore_stop=True)
 
 
-def bench_torch(prompts, batch_sizes, threads: int, new_tokens: int, pad_id: int) -> dict[int, float]:
+def torch_runner(prompts, threads: int, new_tokens: int, pad_id: int) -> Runner:
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -111,7 +100,7 @@ def bench_torch(prompts, batch_sizes, threads: int, new_tokens: int, pad_id: int
     torch.set_num_threads(threads)
     pkg_dir, gguf = locate_gguf()
     _progress(f"  loading {gguf.name} with transformers (dequantize to fp32)...")
-    model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=gguf.name).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=gguf.name, trust_remote_code=False).eval()
 
     def run(batch: list[list[int]]) -> None:
         width = max(len(p) for p in batch)
@@ -127,7 +116,38 @@ def bench_torch(prompts, batch_sizes, threads: int, new_tokens: int, pad_id: int
             )
 
     run(prompts[:1])  # warm-up
-    return {bs: _timed(f"pytorch fp32 batch {bs}", prompts, bs, run) for bs in batch_sizes}
+    return run
+
+
+def run_interleaved(
+    runners: dict[str, Runner], prompts: list[list[int]], batch_sizes: list[int], rounds: int
+) -> dict[str, dict[int, float]]:
+    """Median docs/s per engine and batch size over `rounds` rounds.
+
+    Every round runs every engine once at every batch size, so engines alternate within seconds
+    of each other: on a shared, noisy machine a load spike hits all engines alike instead of
+    skewing one engine's whole measurement (and with it the ratio)."""
+    samples: dict[str, dict[int, list[float]]] = {n: {b: [] for b in batch_sizes} for n in runners}
+    total = rounds * len(batch_sizes) * len(runners)
+    done = 0
+    t0 = time.perf_counter()
+    for rnd in range(rounds):
+        for bs in batch_sizes:
+            for name, run in runners.items():
+                start = time.perf_counter()
+                for i in range(0, len(prompts), bs):
+                    run(prompts[i : i + bs])
+                dps = len(prompts) / (time.perf_counter() - start)
+                samples[name][bs].append(dps)
+                done += 1
+                el = time.perf_counter() - t0
+                print(
+                    f"\r  round {rnd + 1}/{rounds}  {done}/{total} runs  {name} batch {bs}: {dps:.2f} docs/s  "
+                    f"elapsed {el:4.0f}s  ETA {el / done * (total - done):4.0f}s   ",
+                    end="", file=sys.stderr, flush=True,
+                )
+    print(file=sys.stderr)
+    return {n: {b: statistics.median(v) for b, v in per.items()} for n, per in samples.items()}
 
 
 def bench_genai(python: str, model_dir: str, prompts, batch_sizes, new_tokens: int, pad_id: int) -> dict[int, float]:
@@ -151,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--docs", type=int, default=8, help="number of prompts (texts are cycled)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--genai-model", help="onnxruntime-genai model dir (optional)")
     ap.add_argument("--genai-python", default=sys.executable, help="interpreter with onnxruntime-genai installed")
@@ -173,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         f"summarizer bench: {len(prompts)} prompts ({lens[0]}-{lens[-1]} tokens, mean {sum(lens) / len(lens):.0f}), "
         f"{args.new_tokens} new tokens, {args.threads} threads, batch sizes {batch_sizes}"
     )
-    results: dict[str, dict[int, float]] = {}
+    runners: dict[str, Runner] = {}
     if not args.skip_torch:
-        results["pytorch fp32 (transformers generate)"] = bench_torch(prompts, batch_sizes, args.threads, args.new_tokens, pad_id)
+        runners[TORCH_ENGINE] = torch_runner(prompts, args.threads, args.new_tokens, pad_id)
     for p in precisions:
-        results[f"onnx {p} (streamnlp loop)"] = bench_onnx(args.model_dir, p, prompts, batch_sizes, args.threads, args.new_tokens)
+        runners[f"onnx {p} (streamnlp loop)"] = onnx_runner(args.model_dir, p, prompts, args.threads, args.new_tokens)
+    results = run_interleaved(runners, prompts, batch_sizes, args.rounds)
     if args.genai_model:
         try:
             results["onnxruntime-genai int4"] = bench_genai(
@@ -186,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # optional engine; report and continue
             _progress(f"  genai skipped: {exc}")
 
-    base = next(iter(results.values())) if not args.skip_torch else None
+    base = results.get(TORCH_ENGINE)
     head = f"{'engine':42s}" + "".join(f"{'batch ' + str(b):>12s}" for b in batch_sizes)
     if base:
         head += "".join(f"{'x torch@' + str(b):>12s}" for b in batch_sizes)
@@ -197,7 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         if base:
             line += "".join(f"{r[b] / base[b]:12.2f}" for b in batch_sizes)
         print(line)
-    print(f"(docs/s; {len(prompts)} prompts, {args.new_tokens} new tokens forced, {args.threads} threads)")
+    print(
+        f"(median docs/s of {args.rounds} interleaved rounds; {len(prompts)} prompts, "
+        f"{args.new_tokens} new tokens forced, {args.threads} threads)"
+    )
+    service = SummarizerConfig()
+    chosen = f"onnx {service.precision} (streamnlp loop)"
+    if base and chosen in results and service.batch_size in batch_sizes:
+        ratio = results[chosen][service.batch_size] / base[service.batch_size]
+        verdict = "meets" if ratio >= TARGET_SPEEDUP else "MISSES"
+        print(
+            f"chosen runtime ({chosen}, service batch {service.batch_size}): {ratio:.2f}x PyTorch generate "
+            f"- {verdict} the {TARGET_SPEEDUP:.0f}x target"
+        )
     if args.json:
         args.json.write_text(json.dumps({k: {str(b): v for b, v in r.items()} for k, r in results.items()}, indent=2) + "\n")
     return 0
