@@ -96,3 +96,35 @@ def build_tiny_llm_dir(root: Path, seed: int = 0, graph: str = "fused") -> Path:
         json.dumps({"name": "tiny-llm", "version": "test", "files": {}}, indent=2), encoding="utf-8"
     )
     return out
+
+
+SEQ2SEQ_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+
+
+def build_tiny_seq2seq_hf_dir(root: Path, seed: int = 0) -> Path:
+    """Random tiny BART (distilbart-cnn's architecture) + word-level tokenizer wrapping inputs in
+    <s> ... </s>, saved as a HF directory in root/'hf'. Returns it."""
+    import torch
+    from tokenizers import AddedToken, Tokenizer, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
+
+    hf_dir = Path(root) / "hf"
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(SEQ2SEQ_SPECIALS + WORDS))}
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SEQ2SEQ_SPECIALS])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    torch.manual_seed(seed)
+    config = BartConfig(
+        vocab_size=len(vocab), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+        bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=0,
+        init_std=0.5,  # large random weights so greedy outputs vary between inputs
+    )
+    BartForConditionalGeneration(config).eval().save_pretrained(str(hf_dir))
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    ).save_pretrained(str(hf_dir))
+    return hf_dir

@@ -1,28 +1,26 @@
-"""Abstractive summaries with a small causal LM on ONNX Runtime + the Rust `tokenizers` library.
+"""Abstractive summaries with a small LM on ONNX Runtime + the Rust `tokenizers` library.
 
 Runtime dependencies: onnxruntime, tokenizers, numpy. This module must never import torch or
 transformers (the worker process stays free of them).
 
-Model directory layout (written by `pipeline.modelbuild.summarizer`, see docs/summarizer.md):
-    model.onnx (fp32), model_int8.onnx, model_int4.onnx   decoder with KV cache (optimum
-                                                          "text-generation-with-past" export)
-    tokenizer.json                                        fast tokenizer
-    generation.json                                       chat-template pieces, system prompt,
-                                                          instruction, EOS/pad ids
+Model directory layouts (written by `pipeline.modelbuild.summarizer`, see docs/summarizer.md):
+    decoder-only   model.onnx (+ model.onnx.data) fp32, model_int8.onnx, model_int4.onnx: one
+                   decoder-with-KV-cache graph - the fused GQA graph of our builder (default
+                   model) or an optimum "text-generation-with-past" export (other architectures)
+    seq2seq        encoder_model.onnx, decoder_model.onnx, decoder_with_past_model.onnx (+ *_int8)
+    tokenizer.json, generation.json (prompt pieces, EOS/pad ids, padding side, architecture),
     config.json, manifest.json
 
 Why a project-owned decode loop (and not onnxruntime-genai): the genai model builder needs
 transformers 5, which conflicts with the optimum/transformers versions the build pins; genai
-would add a second native runtime to the worker image; and on our 2-core reference machine
-the measured gain did not justify that (numbers in docs/summarizer.md). The loop below is
-~150 lines of numpy around one `InferenceSession.run` per generated token.
+would add a second native runtime to the worker image; and with our own fused graph the loop is
+as fast as genai on the same graph (numbers in docs/summarizer.md).
 
-Decode loop: prompts of one batch are left-padded to the same width; `attention_mask`
-covers padding + generated tokens, `position_ids` count only real tokens, and the graph's
-`present.*` outputs are fed back as `past_key_values.*` each step. Greedy argmax; a row
-finishes on an EOS token, a stop sequence, `max_new_tokens`, or the optional time budget.
-Finished rows are dropped from the batch (KV cache rows compacted) so the remaining rows
-run cheaper. Texts are sorted by prompt length before batching to minimise padding.
+Decode loop: prompts are sorted by length and batched; the graph object
+(`pipeline.inference.graphs`) prefills the batch and runs one KV-cached step per token. Greedy
+argmax; a row finishes on an EOS token, a stop sequence, `max_new_tokens`, or the optional time
+budget. Finished rows are dropped from the batch (caches compacted) so the remaining rows run
+cheaper.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from pipeline.inference.graphs import CausalGraph, GenerationGraph, Seq2SeqGraph
 from pipeline.inference.sentiment import ModelInfo, ModelLoadError, read_json_object
 
 __all__ = [
@@ -69,10 +68,16 @@ _FIX_HINT = (
     "or point STREAMNLP_SUMMARIZER_MODEL_DIR at a built summarizer directory"
 )
 
-_PRECISION_FILES = {
-    "fp32": ("model.onnx",),
-    "int8": ("model_int8.onnx", "model_quantized.onnx"),
-    "int4": ("model_int4.onnx",),
+_PRECISION_FILES = {  # decoder-only: one graph per precision (first existing name wins)
+    "fp32": (("model.onnx",),),
+    "int8": (("model_int8.onnx",), ("model_quantized.onnx",)),
+    "int4": (("model_int4.onnx",),),
+}
+
+#: encoder-decoder exports (optimum "text2text-generation-with-past"): encoder, first decoder step, decoder with past
+_SEQ2SEQ_FILES = {
+    "fp32": (("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"),),
+    "int8": (("encoder_model_int8.onnx", "decoder_model_int8.onnx", "decoder_with_past_model_int8.onnx"),),
 }
 
 _TRUNCATION_MARK = " ... "
@@ -128,59 +133,68 @@ def _find_stop(text: str, stops: Sequence[str]) -> int:
     return best
 
 
+def _open_session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = max(0, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"cannot load ONNX model {path} (corrupt or incompatible): {exc}; {_FIX_HINT}") from exc
+
+
+def _causal_graph(session: ort.InferenceSession, generation: dict, pad_id: int) -> CausalGraph:
+    inputs = {i.name: i for i in session.get_inputs()}
+    past = [n for n in inputs if n.startswith("past_key_values.")]
+    if "input_ids" not in inputs or not past:
+        raise ValueError(f"not a decoder-with-past export (inputs: {sorted(inputs)[:6]}...)")
+    shape = inputs[past[0]].shape
+    kv_heads = shape[1] if isinstance(shape[1], int) else int(generation["num_key_value_heads"])
+    head_dim = shape[3] if isinstance(shape[3], int) else int(generation["head_dim"])
+    # Fused GQA graphs read only the per-row token count from the mask, so their prompts are
+    # right-padded; optimum exports take explicit positions and are left-padded.
+    right_pad = generation.get("padding_side", "left") == "right"
+    return CausalGraph(session, kv_heads=int(kv_heads), head_dim=int(head_dim), pad_id=pad_id, right_pad=right_pad)
+
+
 class Summarizer:
-    """Greedy batched generation over an exported decoder-with-past ONNX model. Thread-safe."""
+    """Greedy batched generation over an exported decoder-with-past (or encoder-decoder) ONNX model.
+    Thread-safe: all decode state is local to a call."""
 
     info: ModelInfo
 
     def __init__(
         self,
-        session: ort.InferenceSession,
+        graph: GenerationGraph,
         tokenizer: Tokenizer,
         config: SummarizerConfig,
         info: ModelInfo,
         generation: dict,
     ) -> None:
-        self._session = session
+        self._graph = graph
         self._tokenizer = tokenizer
         self.config = config
         self.info = info
         self.head_fraction = HEAD_FRACTION
-
-        inputs = {i.name: i for i in session.get_inputs()}
-        self._has_attention = "attention_mask" in inputs
-        self._has_position = "position_ids" in inputs
-        self._past_names = sorted(
-            (n for n in inputs if n.startswith("past_key_values.")),
-            key=lambda n: (int(n.split(".")[1]), n.split(".")[2]),
-        )
-        outputs = [o.name for o in session.get_outputs()]
-        self._logits_name = "logits" if "logits" in outputs else outputs[0]
-        self._present_names = ["present." + n[len("past_key_values.") :] for n in self._past_names]
-        missing = [n for n in self._present_names if n not in outputs]
-        if missing:
-            raise ModelLoadError(f"{info.path}: graph has no outputs {missing[:2]}...; not a with-past export")
-        self._output_names = [self._logits_name, *self._present_names]
-        kv_dtype = inputs[self._past_names[0]].type if self._past_names else "tensor(float)"
-        self._kv_dtype = np.float16 if "float16" in kv_dtype else np.float32
-        kv_shape = inputs[self._past_names[0]].shape if self._past_names else [None, 1, None, 1]
-        self._kv_heads = int(kv_shape[1]) if isinstance(kv_shape[1], int) else int(generation["num_key_value_heads"])
-        self._head_dim = int(kv_shape[3]) if isinstance(kv_shape[3], int) else int(generation["head_dim"])
-
-        # Fused GQA graphs read only the per-row token count from the mask, so their prompts
-        # are right-padded; optimum exports take explicit positions and are left-padded.
-        self._right_pad = generation.get("padding_side", "left") == "right"
         self._eos_ids = frozenset(int(i) for i in generation.get("eos_token_ids", []))
-        self._pad_id = int(generation.get("pad_token_id", next(iter(self._eos_ids), 0)))
+        self.pad_id = int(generation.get("pad_token_id", next(iter(self._eos_ids), 0)))
         prefix = generation["prompt_prefix"]
         suffix = generation["prompt_suffix"]
-        self._prefix_ids = tokenizer.encode(prefix, add_special_tokens=False).ids
-        self._suffix_ids = tokenizer.encode(suffix, add_special_tokens=False).ids
+        # seq2seq tokenizers wrap the source in specials (<s> ... </s>); the build records them
+        self._prefix_ids = list(generation.get("special_prefix_ids", [])) + (
+            tokenizer.encode(prefix, add_special_tokens=False).ids if prefix else [])
+        self._suffix_ids = (tokenizer.encode(suffix, add_special_tokens=False).ids if suffix else []) + list(
+            generation.get("special_suffix_ids", []))
         self._mark_ids = tokenizer.encode(_TRUNCATION_MARK, add_special_tokens=False).ids
         max_positions = int(generation.get("max_position_embeddings") or 0) or None
         max_prompt = int(config.max_prompt_tokens)
-        if max_positions is not None and max_prompt + config.max_new_tokens > max_positions:
-            max_prompt = max_positions - config.max_new_tokens
+        # decoder-only: prompt and generated tokens share the positions; seq2seq: the encoder's own
+        prompt_room = max_positions if generation.get("architecture") == "seq2seq" else (
+            max_positions - config.max_new_tokens if max_positions is not None else None)
+        if prompt_room is not None and max_prompt > prompt_room:
+            max_prompt = prompt_room
             log.warning("max_prompt_tokens clamped to %d (model has %d positions)", max_prompt, max_positions)
         overhead = len(self._prefix_ids) + len(self._suffix_ids)
         if max_prompt - overhead < len(self._mark_ids) + 8:
@@ -212,17 +226,23 @@ class Summarizer:
         for required in ("tokenizer.json", "generation.json"):
             if not (model_dir / required).is_file():
                 raise ModelLoadError(f"{model_dir} is missing {required}; {_FIX_HINT}")
-        onnx_path = next((model_dir / f for f in _PRECISION_FILES[config.precision] if (model_dir / f).is_file()), None)
-        if onnx_path is None:
-            built = [p for p, files in _PRECISION_FILES.items() if any((model_dir / f).is_file() for f in files)]
-            raise ModelLoadError(
-                f"{model_dir} has no {config.precision} model ({_PRECISION_FILES[config.precision][0]}); "
-                f"built precisions: {built or 'none'}; {_FIX_HINT}"
-            )
         generation = _read_json(model_dir / "generation.json")
         for key in ("prompt_prefix", "prompt_suffix", "eos_token_ids"):
             if key not in generation:
                 raise ModelLoadError(f"{model_dir / 'generation.json'} has no {key!r}; {_FIX_HINT}")
+        seq2seq = generation.get("architecture") == "seq2seq"
+        candidates = _SEQ2SEQ_FILES if seq2seq else _PRECISION_FILES
+        files = next(
+            (names for names in candidates.get(config.precision, ()) if all((model_dir / f).is_file() for f in names)),
+            None,
+        )
+        if files is None:
+            built = [p for p, options in candidates.items()
+                     if any(all((model_dir / f).is_file() for f in names) for names in options)]
+            raise ModelLoadError(
+                f"{model_dir} has no {config.precision} model ({', '.join(candidates.get(config.precision, [('?',)])[0])}); "
+                f"built precisions: {built or 'none'}; {_FIX_HINT}"
+            )
         try:
             tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises plain Exception
@@ -230,29 +250,27 @@ class Summarizer:
         tokenizer.no_truncation()
         tokenizer.no_padding()
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = max(0, int(config.intra_op_threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        sessions = [_open_session(model_dir / f, config.intra_op_threads) for f in files]
+        eos = [int(i) for i in generation.get("eos_token_ids", [])]
+        pad_id = int(generation.get("pad_token_id", eos[0] if eos else 0))
         try:
-            session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelLoadError(
-                f"cannot load ONNX model {onnx_path} (corrupt or incompatible): {exc}; {_FIX_HINT}"
-            ) from exc
-        names = {i.name for i in session.get_inputs()}
-        if "input_ids" not in names or not any(n.startswith("past_key_values.") for n in names):
-            raise ModelLoadError(
-                f"{onnx_path} is not a decoder-with-past export (inputs: {sorted(names)[:6]}...); {_FIX_HINT}"
-            )
+            if seq2seq:
+                forced = generation.get("forced_bos_token_id")
+                graph: GenerationGraph = Seq2SeqGraph(
+                    *sessions, pad_id=pad_id, decoder_start_id=int(generation["decoder_start_token_id"]),
+                    forced_bos_id=int(forced) if forced is not None else None,
+                )
+            else:
+                graph = _causal_graph(sessions[0], generation, pad_id)
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(f"{model_dir / files[0]} is not a usable generation export: {exc}; {_FIX_HINT}") from exc
         info = ModelInfo(
             name=str(manifest.get("name") or model_dir.name),
             version=str(manifest.get("version") or "unversioned"),
             precision=config.precision,
-            path=str(onnx_path),
+            path=str(model_dir / files[-1]),
         )
-        return cls(session, tokenizer, config, info, generation)
+        return cls(graph, tokenizer, config, info, generation)
 
     # ------------------------------------------------------------------ prompts
     def build_prompt(self, text: str) -> tuple[list[int], bool]:
@@ -313,24 +331,7 @@ class Summarizer:
         max_new = int(max_new_tokens or self.config.max_new_tokens)
         if deadline is not None and time.monotonic() >= deadline:
             return [("", 0, "time_budget")] * rows
-        width = max(len(p) for p in prompts)
-        total = width + max_new
-        input_ids = np.full((rows, width), self._pad_id, dtype=np.int64)
-        # attention mask for the whole generation, sliced per step: [pad..., prompt..., generated...]
-        attention = np.zeros((rows, total), dtype=np.int64)
-        for r, p in enumerate(prompts):
-            if self._right_pad:
-                input_ids[r, : len(p)] = p
-                attention[r, : len(p)] = 1
-            else:
-                input_ids[r, width - len(p) :] = p
-                attention[r, width - len(p) : width] = 1
-        positions = np.cumsum(attention[:, :width], axis=1) - 1
-        positions[attention[:, :width] == 0] = 1  # padding: any valid position, masked anyway
-        next_pos = positions[:, -1:] + 1  # (rows, 1)
-
-        empty = np.zeros((rows, self._kv_heads, 0, self._head_dim), dtype=self._kv_dtype)
-        past = [empty] * len(self._past_names)
+        state, logits = self._graph.begin(prompts, max_new)
         generated = np.zeros((rows, max_new), dtype=np.int64)
         n_gen = np.zeros(rows, dtype=np.int64)
         texts = [""] * rows
@@ -338,21 +339,8 @@ class Summarizer:
         skip = [0] * rows  # stop-sequence search starts here (after a skipped lead-in)
         active = np.arange(rows)  # original row index of each row still in the batch
 
-        step_ids = input_ids
-        step_pos = positions
-        seq_len = width
         for _ in range(max_new):
-            feed = {"input_ids": step_ids}
-            if self._has_attention:
-                feed["attention_mask"] = attention[active, :seq_len] if len(active) < rows else attention[:, :seq_len]
-            if self._has_position:
-                feed["position_ids"] = step_pos
-            feed.update(zip(self._past_names, past))
-            outs = self._session.run(self._output_names, feed)
-            logits = outs[0]
-            past = outs[1:]
-            next_tok = logits[:, -1, :].argmax(axis=-1).astype(np.int64)
-
+            next_tok = logits.argmax(axis=-1).astype(np.int64)
             keep: list[int] = []
             timed_out = deadline is not None and time.monotonic() >= deadline
             for j, r in enumerate(active):
@@ -390,17 +378,11 @@ class Summarizer:
                     keep.append(j)
             if not keep:
                 break
-            seq_len += 1
-            attention[active[keep], seq_len - 1] = 1
-            if len(keep) < len(active):  # drop finished rows from the batch (compact the KV cache)
-                sel = np.asarray(keep)
-                past = [p[sel] for p in past]
+            sel = None if len(keep) == len(active) else np.asarray(keep)
+            if sel is not None:  # drop finished rows from the batch (the graph compacts its caches)
                 next_tok = next_tok[sel]
-                next_pos = next_pos[sel]
                 active = active[sel]
-            step_ids = next_tok[:, None]
-            step_pos = next_pos
-            next_pos = next_pos + 1
+            logits = self._graph.advance(state, next_tok, sel)
         for r in range(rows):  # loop fell through without finishing (cannot happen; defensive)
             if not reasons[r]:
                 reasons[r], texts[r] = "max_new_tokens", self._decode(generated[r, : n_gen[r]])

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = Summarizer.load(args.model_dir, SummarizerConfig(precision=precisions[0] if precisions else "int8"))
     texts = [TEXTS[i % len(TEXTS)] for i in range(args.docs)]
     prompts = [probe.build_prompt(t)[0] for t in texts]
-    pad_id = probe._pad_id
+    pad_id = probe.pad_id
     del probe
     lens = sorted(len(p) for p in prompts)
     _progress(

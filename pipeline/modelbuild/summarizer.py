@@ -444,8 +444,8 @@ def export_summarizer(
     graph: str = "auto",
 ) -> dict[str, Any]:
     """Export a decoder-only chat model (local HF dir or hub id, e.g. SmolLM2-360M-Instruct,
-    Qwen2.5-0.5B-Instruct) to the summarizer layout with the ChatML prompt. Hub ids are online-only.
-    Encoder-decoder models (distilbart-cnn) are refused: the runtime loop is decoder-only."""
+    Qwen2.5-0.5B-Instruct) to the summarizer layout with the ChatML prompt, or an encoder-decoder
+    summarizer (distilbart-cnn) to the seq2seq layout. Hub ids are online-only."""
     from pipeline.modelbuild.recipes import _is_hf_id
 
     require_build_dependencies()
@@ -470,10 +470,7 @@ def export_summarizer(
         raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
     hf_config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if hf_config.get("is_encoder_decoder"):
-        raise ModelBuildError(
-            f"{source} is an encoder-decoder model ({hf_config.get('model_type')}); the summarizer runtime is "
-            "decoder-only. Export it with optimum task='text2text-generation-with-past' for a separate runtime."
-        )
+        return _export_seq2seq(source, src_dir, out_dir, hf_config, precisions, progress, is_hub, t0)
     with staged_build(out_dir) as tmp:
         progress("export", 0, len(precisions))
         graph_kind = export_decoder(src_dir, tmp, graph)
@@ -496,6 +493,84 @@ def export_summarizer(
             "files": hashes,
             "sizes_bytes": {f: (tmp / f).stat().st_size for f in files},
             "parameters": {"precisions": list(precisions), "graph": graph_kind, "prompt_prefix": PROMPT_PREFIX, "prompt_suffix": PROMPT_SUFFIX},
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "created_at": _now_iso(),
+        }
+        return install_build(tmp, out_dir, manifest)
+
+
+SEQ2SEQ_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+
+
+def _export_seq2seq(
+    source: str | Path, src_dir: Path, out_dir: Path, hf_config: dict, precisions: Sequence[str],
+    progress: ProgressFn, is_hub: bool, t0: float,
+) -> dict[str, Any]:
+    """Encoder-decoder summarizers (distilbart-cnn, bart, t5...): optimum's three-graph export
+    (encoder, first decoder step, decoder with past), run by `Seq2SeqGraph`. No chat prompt:
+    these models take the raw source text."""
+    from optimum.exporters.onnx import main_export
+    from tokenizers import Tokenizer
+
+    unsupported = set(precisions) - {"fp32", "int8"}
+    if unsupported or "fp32" not in precisions:
+        raise ModelBuildError(f"encoder-decoder models build fp32 (+ int8); got {list(precisions)}")
+    with staged_build(out_dir) as tmp:
+        progress("export", 0, len(precisions))
+        scratch = Path(tempfile.mkdtemp(prefix="export-", dir=tmp))
+        main_export(str(src_dir), output=str(scratch), task="text2text-generation-with-past",
+                    local_files_only=True, do_validation=False, **LOADER_KWARGS)
+        for name in (*SEQ2SEQ_FILES, "tokenizer.json", "config.json"):
+            src = scratch / name if (scratch / name).is_file() else src_dir / name
+            if not src.is_file():
+                raise ModelBuildError(f"seq2seq export of {source} produced no {name} (a fast tokenizer is required)")
+            shutil.copy2(src, tmp / name)
+        gen_cfg_path = src_dir / "generation_config.json"
+        gen_cfg = json.loads(gen_cfg_path.read_text(encoding="utf-8")) if gen_cfg_path.is_file() else {}
+        shutil.rmtree(scratch, ignore_errors=True)
+        tok = Tokenizer.from_file(str(tmp / "tokenizer.json"))
+        plain = tok.encode("summary", add_special_tokens=False).ids
+        wrapped = tok.encode("summary", add_special_tokens=True).ids
+        at = next((i for i in range(len(wrapped)) if wrapped[i : i + len(plain)] == plain), 0)
+
+        def pick(key: str) -> Any:
+            return gen_cfg.get(key, hf_config.get(key))
+
+        eos = pick("eos_token_id")
+        gen = {
+            "architecture": "seq2seq",
+            "prompt_prefix": "",
+            "prompt_suffix": "",
+            "special_prefix_ids": wrapped[:at],
+            "special_suffix_ids": wrapped[at + len(plain) :],
+            "eos_token_ids": eos if isinstance(eos, list) else [eos],
+            "pad_token_id": pick("pad_token_id"),
+            "decoder_start_token_id": pick("decoder_start_token_id"),
+            "forced_bos_token_id": pick("forced_bos_token_id"),
+            "max_position_embeddings": hf_config.get("max_position_embeddings") or hf_config.get("n_positions"),
+        }
+        if gen["decoder_start_token_id"] is None:
+            raise ModelBuildError(f"{source}: config has no decoder_start_token_id")
+        _write_json(tmp / "generation.json", gen)
+        files = ["tokenizer.json", "generation.json", "config.json", *SEQ2SEQ_FILES]
+        progress("export", 1, len(precisions))
+        if "int8" in precisions:
+            for name in SEQ2SEQ_FILES:
+                quantized = name.replace(".onnx", "_int8.onnx")
+                quantize_int8(tmp / name, tmp / quantized)
+                files.append(quantized)
+            progress("export", 2, len(precisions))
+        hashes = {f: sha256_file(tmp / f) for f in files}
+        manifest = {
+            "name": out_dir.name,
+            "version": f"export+{hashes['decoder_with_past_model.onnx'][:8]}",
+            "task": "text2text-generation/summarization",
+            "recipe": "pipeline.modelbuild.summarizer:export_summarizer",
+            "source": {"model": str(source), "kind": "huggingface-hub" if is_hub else "local-directory"},
+            "licence": "see the source model card",
+            "files": hashes,
+            "sizes_bytes": {f: (tmp / f).stat().st_size for f in files},
+            "parameters": {"precisions": list(precisions), "graph": "optimum-seq2seq"},
             "build_seconds": round(time.monotonic() - t0, 1),
             "created_at": _now_iso(),
         }
