@@ -5,20 +5,38 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, Coroutine, NoReturn, TypeVar
 
 import click
 import orjson
 
+from pydantic import SecretStr
+
 from pipeline.settings import ConfigError, Settings, load_settings, setting_env_names
+from schemas.events import ErrorCode
 
 EXIT_CONFIG = 2
+T = TypeVar("T")
 
 
 def _fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
     click.echo(f"streamnlp: error: {message}", err=True)
     sys.exit(code)
+
+
+def _run_kafka(work: Coroutine[Any, Any, T]) -> T:
+    """Run the CLI's Kafka client work; a failure is one line and a non-zero exit, not a traceback."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(work)
+    except (ConfigError, TimeoutError) as exc:
+        _fail(str(exc))
+    except KafkaError as exc:  # the broker accepted TCP, so usually a protocol mismatch: say so
+        _fail(f"Kafka client error: {exc}; if the brokers require TLS or SASL, set STREAMNLP_SECURITY_PROTOCOL "
+              "(README, 'Secure transport')", code=1)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -39,7 +57,9 @@ def config_cmd() -> None:
     settings = _settings()
     for name, field in Settings.model_fields.items():
         env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"STREAMNLP_{name.upper()}"
-        click.echo(f"{env:<34} {str(getattr(settings, name)):<40} {field.description or ''}")
+        value = getattr(settings, name)
+        shown = "********" if isinstance(value, SecretStr) else str(value)  # secrets: set or not, never the value
+        click.echo(f"{env:<34} {shown:<40} {field.description or ''}")
     assert setting_env_names()  # the same names `load_settings` validates against
 
 
@@ -89,10 +109,10 @@ def produce(source: "click.utils.LazyFile", topic: str | None) -> None:
 
     settings = _settings()
     try:
-        check_reachable(settings.bootstrap_servers)
+        check_reachable(settings)
     except ConfigError as exc:
         _fail(str(exc))
-    count = len(asyncio.run(produce_records(settings, topic or settings.input_topic, jsonl_records(source))))
+    count = len(_run_kafka(produce_records(settings, topic or settings.input_topic, jsonl_records(source))))
     click.echo(f"produced {count} records to {topic or settings.input_topic}", err=True)
 
 
@@ -108,7 +128,7 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
 
     settings = _settings()
     try:
-        check_reachable(settings.bootstrap_servers)
+        check_reachable(settings)
     except ConfigError as exc:
         _fail(str(exc))
     topics = [settings.output_topic] + ([settings.dlq_topic] if dlq else [])
@@ -127,11 +147,9 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
                 return
 
     try:
-        asyncio.run(run())
+        _run_kafka(run())
     except KeyboardInterrupt:
         pass
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 @main.command()
@@ -164,6 +182,74 @@ def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
                    f"({tally.gold_matched}/{tally.gold_labelled})")
     click.echo(tally.as_json())
     if not tally.complete:
+        sys.exit(1)
+
+
+class _IsoTime(click.ParamType):
+    name = "ISO-TIME"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-01T12:00:00Z or 2026-11-01)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect the dead-letter topic and replay dead letters after fixing their cause."""
+
+
+@dlq.command("inspect")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def dlq_inspect(as_json: bool) -> None:
+    """Summarise the dead-letter topic by error code (count, first/last time, example ids and reasons)."""
+    from pipeline.dlq import format_summary, inspect
+    from pipeline.kafka_io import check_reachable
+
+    settings = _settings()
+    try:
+        check_reachable(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = _run_kafka(inspect(settings))
+    click.echo(orjson.dumps(summary.as_dict()).decode() if as_json else format_summary(summary))
+
+
+@dlq.command("replay")
+@click.option("--error-code", "error_codes", multiple=True, type=click.Choice([c.value for c in ErrorCode]),
+              help="Only dead letters with this code (repeatable).")
+@click.option("--since", type=_IsoTime(), help="Only dead letters that failed at or after this time.")
+@click.option("--until", type=_IsoTime(), help="Only dead letters that failed before this time.")
+@click.option("--id", "ids", multiple=True, help="Only this event id (repeatable; the record key when the id was unreadable).")
+@click.option("--all", "everything", is_flag=True, help="Replay every dead letter (required when no filter is given).")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; publish nothing.")
+@click.option("--topic", default=None, help="Publish to this topic instead of each letter's source topic.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
+def dlq_replay(error_codes: tuple[str, ...], since: datetime | None, until: datetime | None, ids: tuple[str, ...],
+               everything: bool, dry_run: bool, topic: str | None, as_json: bool) -> None:
+    """Re-publish selected dead letters' raw records, byte-exact, to the topic they came from."""
+    from pipeline.dlq import ReplayFilter, format_report, replay
+    from pipeline.kafka_io import check_reachable
+
+    settings = _settings()
+    try:
+        selection = ReplayFilter(error_codes=frozenset(ErrorCode(c) for c in error_codes), ids=frozenset(ids),
+                                 since=since, until=until)
+    except ValueError as exc:
+        _fail(str(exc))
+    if selection.selects_everything and not everything:
+        _fail("no filter given; pass --error-code, --since/--until or --id, or --all to replay every dead letter")
+    try:
+        check_reachable(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    report = _run_kafka(replay(settings, selection, dry_run=dry_run, topic_override=topic, say=click.echo))
+    click.echo(orjson.dumps(report.as_dict()).decode() if as_json else format_report(report))
+    if not report.ok:
         sys.exit(1)
 
 

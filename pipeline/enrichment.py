@@ -13,8 +13,13 @@ from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
 from pipeline.decoding import InvalidEvent, decode_text_event, make_dead_letter
+from pipeline.logs import get_logger, mark_sensitive
 from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Processing, Sentiment, TextEvent
 from schemas.summaries import SummaryRequest
+
+log = get_logger("streamnlp.enrichment")
+#: How much of a rejected payload the `dead_lettered` debug line carries (when bodies may be logged).
+LOG_PAYLOAD_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,9 @@ class BatchEnricher:
                 dead.append(self.dead_letter(record, error))
             else:
                 valid.append(_Valid(record, event))
+        # Whatever this task logs until the next batch (an exception from the model quoting
+        # its input, say) is scrubbed of these bodies unless text bodies may be logged.
+        mark_sensitive([*(_payload_text(r.value) for r in records), *(item.event.text for item in valid)])
         return valid, dead
 
     def dead_letter(self, record: RawRecord, error: InvalidEvent) -> Outgoing:
@@ -186,7 +194,15 @@ def dead_letter_record(record: RawRecord, error: InvalidEvent, *, worker: str, p
         payload_cap_bytes=payload_cap_bytes,
     )
     key = error.event_id.encode() if error.event_id else record.key
+    # `payload` is a body key: logs show a placeholder unless STREAMNLP_LOG_TEXT_BODIES=true.
+    log.debug("dead_lettered", error_code=letter.error_code.value, event_id=letter.event_id, reason=letter.reason,
+              source=f"{record.topic}:{record.partition}:{record.offset}",
+              payload=None if record.value is None else _payload_text(record.value[: 4 * LOG_PAYLOAD_CHARS])[:LOG_PAYLOAD_CHARS])
     return Outgoing(key=key, value=letter, headers=record.headers)
+
+
+def _payload_text(value: bytes | None) -> str:
+    return "" if value is None else bytes(value).decode("utf-8", "replace")
 
 
 def elapsed_ms(start: float) -> float:

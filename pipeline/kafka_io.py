@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable, Sequence
@@ -15,9 +16,10 @@ from typing import AsyncIterator, Iterable, Sequence
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata, TopicPartition
 
+from pipeline.security import client_security, ssl_context
 from pipeline.settings import ConfigError, Settings
 
 
@@ -39,13 +41,22 @@ class InRecord:
     timestamp_ms: int
 
 
-def check_reachable(bootstrap_servers: str, timeout_s: float = 5.0) -> None:
-    """Fail fast with a fix-it message when no bootstrap server accepts TCP."""
+def check_reachable(target: Settings | str, timeout_s: float = 5.0) -> None:
+    """Fail fast with a fix-it message when no bootstrap server accepts TCP (and, for SSL/SASL_SSL, TLS).
+
+    Kafka clients retry a failed TLS handshake forever, logging; a wrong CA would
+    leave a worker silently stuck, so the handshake is tried once here, up front.
+    `target` may be a bare bootstrap string (TCP only) for callers without Settings.
+    """
+    bootstrap_servers = target if isinstance(target, str) else target.bootstrap_servers
+    context = None if isinstance(target, str) else ssl_context(target)
     errors = []
     for server in bootstrap_servers.split(","):
         host, _, port = server.rpartition(":")
         try:
-            with socket.create_connection((host, int(port)), timeout=timeout_s):
+            with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+                if context is not None:
+                    _check_tls(context, sock, host, server)
                 return
         except OSError as exc:
             errors.append(f"{server}: {exc.strerror or exc}")
@@ -55,15 +66,30 @@ def check_reachable(bootstrap_servers: str, timeout_s: float = 5.0) -> None:
     )
 
 
+def _check_tls(context: ssl.SSLContext, sock: socket.socket, host: str, server: str) -> None:
+    try:
+        with context.wrap_socket(sock, server_hostname=host):
+            return
+    except ssl.SSLCertVerificationError as exc:
+        hint = ("set STREAMNLP_SSL_CAFILE to the CA that signed the broker's certificate"
+                if "hostname" not in (exc.verify_message or "").lower()
+                else "connect by a name the certificate lists, or set STREAMNLP_SSL_CHECK_HOSTNAME=false")
+        raise ConfigError(f"TLS handshake with {server} failed: certificate verify failed "
+                          f"({exc.verify_message}); {hint}") from None
+    except (ssl.SSLError, ConnectionError) as exc:
+        raise ConfigError(f"TLS handshake with {server} failed ({exc}); is that a TLS listener? "
+                          "check STREAMNLP_SECURITY_PROTOCOL and the port") from None
+
+
 async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> None:
     if topics is None:
         topics = [settings.input_topic, settings.output_topic, settings.dlq_topic]
         if settings.summarizer_mode != "off":
             topics += [settings.summary_requests_topic, settings.summaries_topic]
     names = list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_security(settings))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
@@ -100,14 +126,30 @@ def jsonl_records(lines: Iterable[bytes]) -> Iterable[OutRecord]:
 
 async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) -> list[RecordMetadata]:
     """Send every record and wait for the broker's acknowledgement of each; returns their metadata in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
+    results = await send_all(settings, ((topic, record) for record in records))
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+async def send_all(
+    settings: Settings, items: Iterable[tuple[str, OutRecord]]
+) -> list[RecordMetadata | BaseException]:
+    """Send (topic, record) pairs with acks=all; per record, its metadata or the exception that failed it."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+                                **client_security(settings))
     try:
-        futures = [
-            await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
-            for record in records
-        ]
-        return list(await asyncio.gather(*futures))
+        await producer.start()
+        futures: list[asyncio.Future[RecordMetadata]] = []
+        for topic, record in items:
+            try:
+                futures.append(await producer.send(topic, record.value, key=record.key, headers=list(record.headers)))
+            except KafkaError as exc:  # refused before queueing (too large, unknown topic...): that record failed
+                failed: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
     finally:
         await producer.stop()
 
@@ -130,11 +172,16 @@ class TopicFollower:
             enable_auto_commit=False,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest" if from_beginning else "latest",
+            **client_security(settings),
         )
 
     async def start(self) -> "TopicFollower":
         consumer = self._consumer
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # else aiokafka warns about an unclosed client on top of the real error
+            raise
         partitions: list[TopicPartition] = []
         for topic in self.topics:
             for _ in range(50):
@@ -185,3 +232,48 @@ async def follow(
             idle = 0.0
             for record in records:
                 yield record
+
+
+async def read_to_end(settings: Settings, topic: str, *, stall_timeout_s: float = 30.0) -> AsyncIterator[InRecord]:
+    """Yield every record of `topic` (all partitions) up to its end offsets when reading starts.
+
+    Records produced meanwhile are not read, so this always ends: it is a snapshot
+    for tools (dead-letter inspect/replay), not a follower. ConfigError if the
+    topic does not exist; TimeoutError if no record arrives for `stall_timeout_s` while some are due.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, auto_offset_reset="earliest", **client_security(settings),
+    )
+    try:
+        await consumer.start()
+        if topic not in await consumer.topics():
+            raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        listed = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = {tp for tp in partitions if await consumer.position(tp) < listed[tp]}
+        consumer.pause(*(set(partitions) - remaining))
+        # The end of a partition is the high watermark of its first fetch, not ListOffsets alone:
+        # the embedded broker (Tansu 0.6) answers ListOffsets with its last batch's base offset + 1.
+        end: dict[TopicPartition, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stall_timeout_s
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=1000)
+            for tp, records in batch.items():
+                bound = end.setdefault(tp, max(listed[tp], consumer.highwater(tp) or 0))
+                for r in records:
+                    if r.offset < bound:
+                        yield InRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+            for tp in list(remaining):
+                if tp in end and await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            if batch:
+                deadline = loop.time() + stall_timeout_s
+            elif loop.time() > deadline:
+                raise TimeoutError(f"reading {topic!r} stalled: no record for {stall_timeout_s:.0f}s before its end offsets")
+    finally:
+        await consumer.stop()

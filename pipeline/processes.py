@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from pipeline.settings import Settings
 
 # Per-process identity stays the child's own; everything else is inherited from the parent's Settings.
@@ -19,8 +21,12 @@ def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
     for name in Settings.model_fields:
-        if name not in _NOT_FORWARDED:
-            env[f"STREAMNLP_{name.upper()}"] = str(getattr(settings, name))
+        value = getattr(settings, name)
+        if name in _NOT_FORWARDED or value is None:  # unset optionals stay unset (str(None) is not None)
+            continue
+        if isinstance(value, SecretStr):  # str() masks it; the child needs the real value
+            value = value.get_secret_value()
+        env[f"STREAMNLP_{name.upper()}"] = str(value)
     env["STREAMNLP_LOG_FORMAT"] = "json"
     env.update(extra or {})
     return env

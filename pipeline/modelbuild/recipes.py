@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
+from pipeline.modelbuild.weights import LOADER_KWARGS, fetch_hub_model, require_safe_weights
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +186,14 @@ def _export_onnx(hf_dir: Path, onnx_dir: Path) -> None:
     """optimum ONNX export of a local HF sequence-classification directory."""
     from optimum.exporters.onnx import main_export
 
+    require_safe_weights(hf_dir)
     main_export(
         str(hf_dir),
         output=str(onnx_dir),
         task="text-classification",
         local_files_only=True,
         do_validation=True,
+        **LOADER_KWARGS,
     )
 
 
@@ -201,7 +204,7 @@ def _finish_layout(onnx_dir: Path, hf_dir: Path | None) -> None:
             raise ModelBuildError(f"no tokenizer.json in {onnx_dir}")
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(hf_dir), use_fast=True, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(hf_dir), use_fast=True, local_files_only=True, **LOADER_KWARGS)
         tok.save_pretrained(str(onnx_dir))
     if not (onnx_dir / "tokenizer.json").is_file():
         raise ModelBuildError(f"{hf_dir} has no fast tokenizer (tokenizer.json) and none could be converted")
@@ -253,9 +256,12 @@ def _fine_tune(
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-    tok = AutoTokenizer.from_pretrained(str(base_dir), use_fast=True, local_files_only=True)
+    require_safe_weights(base_dir)
+    tok = AutoTokenizer.from_pretrained(str(base_dir), use_fast=True, local_files_only=True, **LOADER_KWARGS)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base_dir),
+        use_safetensors=True,
+        **LOADER_KWARGS,
         num_labels=2,
         id2label=dict(ID2LABEL),
         label2id={v: k for k, v in ID2LABEL.items()},
@@ -491,13 +497,20 @@ def export_sequence_classifier(
                 f"{src!r} is a Hugging Face hub id but HF_HUB_OFFLINE is set: this model is online-only. "
                 "Unset HF_HUB_OFFLINE with network access, or pass a local model directory."
             )
-    else:
-        src_dir = Path(src).expanduser().resolve()
-        if not src_dir.is_dir():
-            raise ModelBuildError(f"source directory {src_dir} does not exist")
-        if not (src_dir / "config.json").is_file():
-            raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
-        src = str(src_dir)
+        try:  # configs, tokenizer and safetensors only: a hub repo's pickles and code are never fetched
+            src = str(fetch_hub_model(src))
+        except Exception as exc:  # hub/network errors come in many types
+            raise ModelBuildError(
+                f"cannot fetch {src!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+                "This model needs network access; or download it and pass the local directory."
+            ) from exc
+    src_dir = Path(src).expanduser().resolve()
+    if not src_dir.is_dir():
+        raise ModelBuildError(f"source directory {src_dir} does not exist")
+    if not (src_dir / "config.json").is_file():
+        raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
+    require_safe_weights(src_dir)
+    src = str(src_dir)
 
     with staged_build(out_dir) as tmp:
         progress("export", 0, 2)
@@ -505,22 +518,12 @@ def export_sequence_classifier(
         from optimum.exporters.onnx import main_export
 
         try:
-            main_export(src, output=str(onnx_dir), task="text-classification", local_files_only=not is_hub)
+            main_export(src, output=str(onnx_dir), task="text-classification", local_files_only=True, **LOADER_KWARGS)
         except ModelBuildError:
             raise
-        except Exception as exc:  # hub/network errors come in many types
-            if is_hub:
-                raise ModelBuildError(
-                    f"cannot fetch {src!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-                    "This model needs network access; or download it and pass the local directory."
-                ) from exc
-            raise ModelBuildError(f"ONNX export of {src} failed: {exc}") from exc
-        hf_dir = Path(src) if not is_hub else None
-        if not (onnx_dir / "tokenizer.json").is_file() and is_hub:
-            from transformers import AutoTokenizer
-
-            AutoTokenizer.from_pretrained(src, use_fast=True).save_pretrained(str(onnx_dir))
-        _finish_layout(onnx_dir, hf_dir)
+        except Exception as exc:
+            raise ModelBuildError(f"ONNX export of {source} failed: {exc}") from exc
+        _finish_layout(onnx_dir, src_dir)
         for fname in ("model.onnx", "tokenizer.json", "config.json"):
             shutil.copy2(onnx_dir / fname, tmp / fname)
         shutil.rmtree(onnx_dir, ignore_errors=True)

@@ -119,10 +119,10 @@ def export_causal_lm(hf_dir: Path, out_dir: Path) -> Path:
     Used by the real build and by the tests' tiny random model (same code path). Writes
     out_dir/model.onnx, tokenizer.json, config.json; returns the model path.
     """
+    require_safe_weights(hf_dir)  # before importing torch: a refused source fails at once
     from optimum.exporters.onnx import main_export
 
     out_dir = Path(out_dir)
-    require_safe_weights(hf_dir)
     scratch = Path(tempfile.mkdtemp(prefix="export-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         main_export(
@@ -468,6 +468,7 @@ def export_summarizer(
     cfg_path = src_dir / "config.json"
     if not cfg_path.is_file():
         raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
+    require_safe_weights(src_dir)  # every graph kind below loads these weights
     hf_config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if hf_config.get("is_encoder_decoder"):
         return _export_seq2seq(source, src_dir, out_dir, hf_config, precisions, progress, is_hub, t0)
