@@ -288,6 +288,32 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
                    f"point it at {paths[0]}", err=True)
 
 
+@models.command("export-summarizer")
+@click.argument("source")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write (point STREAMNLP_SUMMARIZER_MODEL_DIR at it).")
+@click.option("--precisions", default="fp32,int8", show_default=True,
+              help="Comma list of fp32,int8,int4 (int4: decoder-only models).")
+@click.option("--graph", type=click.Choice(["auto", "fused", "optimum"]), default="auto", show_default=True,
+              help="Decoder-only graph: fused GQA (Llama family) or optimum's export (any architecture).")
+def models_export_summarizer(source: str, out_dir: Path, precisions: str, graph: str) -> None:
+    """Export another summarizer from a local HF directory or a hub id (online only): decoder-only
+    chat models (SmolLM2-360M-Instruct, Qwen2.5-0.5B-Instruct) or encoder-decoder (distilbart-cnn)."""
+    try:
+        from pipeline.modelbuild import ModelBuildError
+        from pipeline.modelbuild.progress import StderrProgress
+        from pipeline.modelbuild.summarizer import export_summarizer
+    except ImportError as exc:
+        _fail(f"model export needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
+    wanted = tuple(p.strip() for p in precisions.split(",") if p.strip())
+    try:
+        manifest = export_summarizer(source, out_dir, precisions=wanted, graph=graph, progress=StderrProgress())
+    except ModelBuildError as exc:
+        _fail(str(exc), code=1)
+    click.echo(f"ready: {out_dir} (version {manifest['version']}, graph {manifest['parameters'].get('graph')}); "
+               f"run with STREAMNLP_SUMMARIZER_MODEL_DIR={out_dir}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks (build-time tools: need the `build` extra)."""

@@ -242,3 +242,19 @@ def test_seq2seq_summarize_api_and_int8(tiny_seq2seq):
         assert s.info.precision == precision
     with pytest.raises(Exception, match="int4"):
         _load(model_dir, precision="int4")
+
+
+def test_cli_export_summarizer_then_load(tiny_seq2seq, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    hf_dir, _ = tiny_seq2seq
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(main, ["models", "export-summarizer", str(hf_dir), "--out", str(out), "--precisions", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert "graph optimum-seq2seq" in result.output
+    assert len(_load(out, batch_size=2).summarize(TINY_TEXTS[:2])) == 2
+    refused = CliRunner().invoke(main, ["models", "export-summarizer", str(hf_dir), "--out", str(tmp_path / "x"),
+                                        "--precisions", "fp32,int4"])
+    assert refused.exit_code == 1 and "fp32 (+ int8)" in refused.output
