@@ -1,14 +1,19 @@
-"""Faust application factory: topics, the sentiment agent, a periodic stats log."""
+"""Faust application factory: topics, the agents, backpressure, metrics and health endpoints, a stats log."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+from faust.types import TP
 
 from pipeline.agents import SentimentAgent
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
+from pipeline.health import Readiness, register_endpoints
+from pipeline.lag import partition_lag
 from pipeline.logs import get_logger
+from pipeline.metrics import WorkerMetrics
+from pipeline.security import faust_credentials
 from pipeline.settings import Settings
 from pipeline.summarize.policy import SummaryPolicy
 from pipeline.summary_agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
@@ -17,15 +22,30 @@ from pipeline.transport import StreamnlpApp
 log = get_logger("streamnlp.app")
 
 STATS_INTERVAL_S = 10.0
+LAG_INTERVAL_S = 5.0
+
+
+class _BufferFullSensor(faust.Sensor):
+    """Counts Faust pausing a partition because its agent's buffer filled up (backpressure engaging)."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def on_topic_buffer_full(self, tp: TP) -> None:
+        self.metrics.buffer_full(tp.topic, tp.partition)
 
 
 def create_app(
-    settings: Settings, classifier: Classifier, summarizer: Generator | None = None
+    settings: Settings, classifier: Classifier, summarizer: Generator | None = None,
+    *, metrics: WorkerMetrics | None = None,
 ) -> tuple[faust.App, SentimentAgent]:
+    metrics = metrics if metrics is not None else WorkerMetrics()
     app = StreamnlpApp(
         settings.consumer_group,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.broker_urls,
+        broker_credentials=faust_credentials(settings),  # TLS/SASL: the same as every CLI client
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,
@@ -43,6 +63,12 @@ def create_app(
         web_host=settings.web_host,
         # Faust's own producer-side buffering is enough; we await every ack per batch.
         producer_linger_ms=5,
+        # Backpressure. Faust stops fetching a partition once its agent's buffer passes 80% of
+        # stream_buffer_maxsize, but still delivers the rest of the poll it is in, and a poll that
+        # overflows a full buffer blocks delivery to *every* agent (the summary lane would stall
+        # sentiment). Capping a poll at 1/8 of the buffer keeps the overshoot inside the last 20%.
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        broker_max_poll_records=max(1, settings.stream_buffer_maxsize // 8),
     )
     # Raw bytes in: decoding (and dead-lettering) is ours, so a malformed record
     # never reaches Faust's deserializer and never crashes the stream.
@@ -72,6 +98,7 @@ def create_app(
         dlq_topic=dlq_topic,
         executor=executor,
         requests_topic=requests_topic,
+        metrics=metrics,
     )
 
     @app.agent(input_topic, name="sentiment")
@@ -95,6 +122,7 @@ def create_app(
             # Its own thread: a batch of generation never queues behind (or in front of) sentiment.
             executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm"),
             backlog=consumer_backlog(app),
+            metrics=metrics,
         )
 
         @app.agent(requests_topic, name="summaries")
@@ -109,8 +137,44 @@ def create_app(
             stats.update(summary_runner.stats.snapshot())
         log.info("worker_stats", **stats)
 
+    readiness = Readiness.create(
+        source_topics=[settings.input_topic] + ([settings.summary_requests_topic] if summaries_on else []),
+        required_models=["sentiment"] + (["summarizer"] if settings.summarizer_mode == "abstractive" else []),
+    )
+    _observe(app, metrics, readiness, classifier, summarizer)
+    if settings.web_port != 0:
+        register_endpoints(app, metrics, readiness)
+    return app, runner
+
+
+def _observe(
+    app: faust.App, metrics: WorkerMetrics, readiness: Readiness, classifier: Classifier, summarizer: Generator | None,
+) -> None:
+    """Feed readiness and the metrics that no agent sees: models, assignment, lag, backpressure."""
+    # create_app is handed loaded models (the worker loads them before anything touches Kafka).
+    for role, model in (("sentiment", classifier), ("summarizer", summarizer)):
+        if model is not None:
+            info = model.info
+            metrics.model_loaded(role, name=str(info.name), version=str(info.version),  # type: ignore[arg-type]
+                                 precision=str(getattr(info, "precision", "unknown")))
+            readiness.model_loaded(role)
+    app.sensors.add(_BufferFullSensor(metrics))
+
     @app.on_partitions_assigned.connect
     async def on_assigned(_app: faust.App, assigned: set, **_: object) -> None:
+        readiness.partitions_assigned(assigned)
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
-    return app, runner
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: faust.App, revoked: set, **_: object) -> None:
+        readiness.partitions_revoked(revoked)
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(_app: faust.App, **_: object) -> None:
+        readiness.stopping()
+
+    @app.timer(LAG_INTERVAL_S)
+    async def refresh_lag() -> None:
+        lag = await partition_lag(app.consumer, readiness.source_topics)
+        if lag is not None:  # None: the consumer could not tell (rebalance); keep the last values
+            metrics.consumer_lag(lag)

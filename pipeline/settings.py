@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "STREAMNLP_"
@@ -62,9 +62,32 @@ class Settings(BaseSettings):
         description="Longest a consumer fetch may wait for data (bounds idle latency on brokers that hold fetches).",
     )
 
+    # --- secure transport (README "Secure transport"; checked by _check_transport) --------
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL.",
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the brokers' certificates (unset: the system trust store).",
+    )
+    ssl_certfile: Path | None = Field(default=None, description="PEM client certificate, for brokers that require mutual TLS.")
+    ssl_keyfile: Path | None = Field(default=None, description="PEM private key (unencrypted) of the client certificate.")
+    ssl_check_hostname: bool = Field(default=True, description="Verify that a broker's certificate names the host connected to.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL.",
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (never logged; masked by `streamnlp config`).")
+
     # --- batching and inference -----------------------------------------
     batch_max_size: int = Field(default=128, ge=1, le=4096, description="Max events per micro-batch (measured: docs/batching.md).")
     batch_max_wait_ms: int = Field(default=10, ge=1, le=60_000, description="Max time to wait for a batch to fill (measured: docs/batching.md).")
+    # Backpressure: Faust stops fetching a partition once its agent's buffer is this full, so a
+    # worker that falls behind leaves the backlog in Kafka instead of in memory. 1024 = 8 default
+    # batches of look-ahead (Faust's own default, 4096 records of up to 20 KB each, is ~80 MB).
+    stream_buffer_maxsize: int = Field(
+        default=1024, ge=16, le=65_536,
+        description="Max records buffered per agent; when full the worker pauses fetching (backpressure).",
+    )
     model_dir: Path = Field(
         default=DEFAULT_MODEL_CACHE / DEFAULT_SENTIMENT_MODEL,
         description="Directory of the built sentiment model (streamnlp models build).",
@@ -115,6 +138,9 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="Faust web server bind address.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="auto = JSON unless stderr is a TTY.")
+    log_text_bodies: bool = Field(
+        default=False, description="Allow event text bodies in logs (debugging only; they are redacted otherwise).",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -135,9 +161,59 @@ class Settings(BaseSettings):
             raise ValueError(f"input, output, dead-letter, summaries and summary-request topics must differ, got {topics}")
         return self
 
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username", "sasl_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files write `${VAR:-}`: an empty variable means "not set", not the path "."
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_transport(self) -> "Settings":
+        problem = transport_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @property
     def broker_urls(self) -> list[str]:
         return [f"kafka://{server}" for server in self.bootstrap_servers.split(",")]
+
+
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+
+
+def transport_problem(settings: Settings) -> str | None:
+    """The first inconsistency of the security settings, as a one-line fix-it message; None if fine.
+
+    Settings that would be silently ignored (a CA file with PLAINTEXT, a password
+    without SASL) are errors too: they mean the operator expected protection they
+    would not get.
+    """
+    protocol = settings.security_protocol
+    files = {"STREAMNLP_SSL_CAFILE": settings.ssl_cafile, "STREAMNLP_SSL_CERTFILE": settings.ssl_certfile,
+             "STREAMNLP_SSL_KEYFILE": settings.ssl_keyfile}
+    if protocol in TLS_PROTOCOLS:
+        for env, path in files.items():
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+                return f"{env}={path} is not a readable file; point it at the PEM file (or unset it)"
+        if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+            return "STREAMNLP_SSL_KEYFILE is set without STREAMNLP_SSL_CERTFILE; set both for mutual TLS"
+    else:
+        given = [env for env, path in files.items() if path is not None]
+        if given:
+            return (f"{given[0]} is set but STREAMNLP_SECURITY_PROTOCOL={protocol} does not use TLS; "
+                    "set STREAMNLP_SECURITY_PROTOCOL=SSL (or SASL_SSL)")
+    has_user, has_password = settings.sasl_username is not None, settings.sasl_password is not None
+    if protocol in SASL_PROTOCOLS:
+        missing = [env for env, ok in (("STREAMNLP_SASL_USERNAME", has_user), ("STREAMNLP_SASL_PASSWORD", has_password))
+                   if not ok]
+        if missing:
+            return f"STREAMNLP_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}"
+    elif has_user or has_password:
+        return (f"SASL credentials are set but STREAMNLP_SECURITY_PROTOCOL={protocol}; "
+                "set STREAMNLP_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)")
+    return None
 
 
 def setting_env_names() -> set[str]:
@@ -164,7 +240,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            if not err["loc"]:  # a cross-field check: its message already names the variables
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            field = ".".join(str(p) for p in err["loc"])
             env_name = "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
             problems.append(f"{env_name}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

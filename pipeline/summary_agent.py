@@ -22,10 +22,11 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import faust
 from pydantic import ValidationError
 
-from pipeline.agents import publish_all, raw_record, run_batches
+from pipeline.agents import error_code, kafka_timestamp, publish_all, raw_record, run_batches
 from pipeline.decoding import InvalidEvent
 from pipeline.enrichment import Outgoing, dead_letter_record, elapsed_ms
 from pipeline.logs import get_logger
+from pipeline.metrics import WorkerMetrics
 from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
 from schemas.events import ErrorCode
 from schemas.summaries import (
@@ -100,6 +101,7 @@ class SummaryAgent:
         dlq_topic: faust.TopicT,
         executor: ThreadPoolExecutor,
         backlog: Callable[[Sequence[faust.EventT]], int] = lambda events: 0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if config.mode == "abstractive" and generator is None:
             raise ValueError("abstractive mode needs a generator")
@@ -111,6 +113,7 @@ class SummaryAgent:
         self.executor = executor
         self.backlog = backlog
         self.stats = SummaryStats()
+        self.metrics = metrics if metrics is not None else WorkerMetrics()
 
     async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
         await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
@@ -124,10 +127,13 @@ class SummaryAgent:
             except ValidationError as exc:
                 dead.append(self._dead_letter(event, ErrorCode.invalid_field, f"malformed summary request: {exc.errors()[0]['msg']}", None))
         self.stats.requests += len(requests)
+        self.metrics.batch("summary", len(events))
+        backlog = self.backlog(events)
+        self.metrics.summary_backlog(backlog)
         forced: str | None = None
         if self.config.mode == "extractive":
             forced = "disabled"
-        elif (backlog := self.backlog(events)) > self.config.backlog_max:
+        elif backlog > self.config.backlog_max:
             forced = "backlog"
             log.info("summary_backlog_fallback", backlog=backlog, bound=self.config.backlog_max, size=len(requests))
 
@@ -152,6 +158,8 @@ class SummaryAgent:
                     for r in requests
                 )
                 requests = []
+            else:
+                self.metrics.inference(self.generator.info.name, elapsed_ms(t0) / 1000.0)
             generation_ms = elapsed_ms(t0)
             self.stats.generation_ms_total += generation_ms
 
@@ -163,8 +171,11 @@ class SummaryAgent:
             [(self.summaries_topic, Outgoing(key=s.id.encode(), value=s, headers=())) for s in summaries]
             + [(self.dlq_topic, d) for d in dead]
         )
+        self.metrics.dead_lettered("summary", (error_code(d) for d in dead))
+        self.metrics.end_to_end("summary", (kafka_timestamp(event) for event in events))
         self.stats.dead_lettered += len(dead)
         for summary in summaries:
+            self.metrics.summary_published(summary.method, summary.fallback_reason)
             if summary.method == "abstractive":
                 self.stats.abstractive += 1
             else:

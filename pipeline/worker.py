@@ -51,7 +51,7 @@ def run_worker(settings: Settings) -> None:
     from pipeline.app import create_app
     from pipeline.kafka_io import check_reachable
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, log_text_bodies=settings.log_text_bodies)
     classifier = load_classifier(settings)
     info = classifier.info
     log.info("model_loaded", model=info.name, version=info.version, precision=info.precision, path=str(info.path))
@@ -59,7 +59,7 @@ def run_worker(settings: Settings) -> None:
     if summarizer is not None:
         s_info = summarizer.info
         log.info("summarizer_loaded", model=s_info.name, version=s_info.version, precision=s_info.precision)
-    check_reachable(settings.bootstrap_servers)
+    check_reachable(settings)  # TCP, and the TLS handshake when SSL is configured
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _runner = create_app(settings, classifier, summarizer)
     log.info(
