@@ -114,20 +114,22 @@ def create_app(
                 backlog_max=settings.summary_backlog_max,
                 batch_time_budget_s=settings.summarizer_batch_time_budget_s,
                 dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+                concurrency=settings.summarizer_concurrency,
             ),
             generator=summarizer,
             policy=SummaryPolicy(faithfulness_threshold=settings.faithfulness_threshold),
             summaries_topic=summaries_topic,
             dlq_topic=dlq_topic,
-            # Its own thread: a batch of generation never queues behind (or in front of) sentiment.
-            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm"),
+            # Its own threads: generation never queues behind (or in front of) sentiment.
+            executor=ThreadPoolExecutor(max_workers=settings.summarizer_concurrency, thread_name_prefix="llm"),
             backlog=consumer_backlog(app),
             metrics=metrics,
         )
 
         @app.agent(requests_topic, name="summaries")
         async def summaries(stream: faust.StreamT) -> None:
-            await summary_runner.run(stream, max_batch=settings.summarizer_batch_size,
+            # one take feeds every concurrent generation batch
+            await summary_runner.run(stream, max_batch=settings.summarizer_batch_size * settings.summarizer_concurrency,
                                      max_wait_s=settings.summarizer_batch_max_wait_ms / 1000.0)
 
     @app.timer(STATS_INTERVAL_S)

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     summarizer_threads: int = Field(
         default=1, ge=1, le=256, description="ONNX Runtime threads for generation (its own budget, so sentiment keeps a core)."
     )
+    summarizer_concurrency: int = Field(
+        default=1, ge=1, le=16,
+        description="Generation batches run in parallel, each with summarizer_threads ONNX threads; keep "
+        "concurrency x threads within the cores sentiment does not need.",
+    )
     summarizer_max_new_tokens: int = Field(default=48, ge=1, le=512, description="Hard cap on generated tokens per summary.")
     summarizer_max_prompt_tokens: int = Field(default=384, ge=32, le=8192, description="Longer texts are head+tail truncated in the prompt.")
     summarizer_batch_time_budget_s: float = Field(default=30.0, gt=0, description="Per-batch generation time budget.")

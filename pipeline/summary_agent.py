@@ -65,6 +65,7 @@ class SummaryAgentConfig:
     backlog_max: int = 200
     batch_time_budget_s: float = 30.0
     dlq_payload_cap_bytes: int = 262_144
+    concurrency: int = 1  # generation chunks run in parallel (executor threads)
 
 
 @dataclass
@@ -137,30 +138,15 @@ class SummaryAgent:
             forced = "backlog"
             log.info("summary_backlog_fallback", backlog=backlog, bound=self.config.backlog_max, size=len(requests))
 
-        generated: Sequence[Generated | None] = [None] * len(requests)
+        generated: list[Generated | None] = [None] * len(requests)
         generation_ms = 0.0
         if requests and forced is None:
-            assert self.generator is not None
-            loop = asyncio.get_running_loop()
             t0 = time.perf_counter()
-            try:
-                generated = await loop.run_in_executor(
-                    self.executor,
-                    lambda: self.generator.summarize(  # type: ignore[union-attr]
-                        [r.request.text for r in requests], time_budget_s=self.config.batch_time_budget_s),
-                )
-            except Exception as exc:  # noqa: BLE001 - recorded in each dead letter
-                log.exception("summary_generation_failed", size=len(requests))
-                dead.extend(
-                    self._dead_letter(r.event, ErrorCode.summarization_error,
-                                      f"summary generation failed ({type(exc).__name__}: {str(exc)[:200]}); "
-                                      "replay the request after fixing the summarizer", r.request.id)
-                    for r in requests
-                )
-                requests = []
-            else:
-                self.metrics.inference(self.generator.info.name, elapsed_ms(t0) / 1000.0)
+            requests, generated, failed = await self._generate(requests)
+            dead.extend(failed)
             generation_ms = elapsed_ms(t0)
+            if requests:
+                self.metrics.inference(self.generator.info.name, generation_ms / 1000.0)  # type: ignore[union-attr]
             self.stats.generation_ms_total += generation_ms
 
         summaries = [
@@ -184,6 +170,47 @@ class SummaryAgent:
                 self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
         log.debug("summary_batch_done", size=len(events), summaries=len(summaries), dead_lettered=len(dead),
                   generation_ms=round(generation_ms, 1), forced=forced)
+
+    async def _generate(
+        self, requests: list[_Request]
+    ) -> tuple[list[_Request], list[Generated | None], list[Outgoing]]:
+        """Summaries for `requests`, split into `concurrency` chunks that generate in parallel on
+        the executor's threads. A chunk whose generation raises dead-letters its own requests
+        (summarization_error); the others still publish. Returns (requests that got a summary,
+        their summaries in the same order, dead letters)."""
+        assert self.generator is not None
+        generator = self.generator
+        loop = asyncio.get_running_loop()
+        parts = max(1, min(self.config.concurrency, len(requests)))
+        size = -(-len(requests) // parts)
+        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+        budget = self.config.batch_time_budget_s
+
+        def run(chunk: list[_Request]) -> Sequence[Generated]:
+            return generator.summarize([r.request.text for r in chunk], time_budget_s=budget)
+
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self.executor, run, chunk) for chunk in chunks), return_exceptions=True
+        )
+        kept: list[_Request] = []
+        generated: list[Generated | None] = []
+        dead: list[Outgoing] = []
+        for chunk, result in zip(chunks, results):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):  # CancelledError / KeyboardInterrupt: not ours to record
+                    raise result
+                log.error("summary_generation_failed", size=len(chunk), error=f"{type(result).__name__}: {result}",
+                          exc_info=result)
+                dead.extend(
+                    self._dead_letter(r.event, ErrorCode.summarization_error,
+                                      f"summary generation failed ({type(result).__name__}: {str(result)[:200]}); "
+                                      "replay the request after fixing the summarizer", r.request.id)
+                    for r in chunk
+                )
+                continue
+            kept.extend(chunk)
+            generated.extend(result)
+        return kept, generated, dead
 
     def _summary_event(
         self, request: SummaryRequest, candidate: Generated | None, forced: str | None, *, batch_size: int,

@@ -60,13 +60,33 @@ def _request_events(texts: list[str]) -> list[_Event]:
 
 
 def _agent(generator: ScriptedGenerator | None, *, mode: str = "abstractive", backlog: int = 0,
-           out: MemoryTopic | None = None, dlq: MemoryTopic | None = None) -> SummaryAgent:
+           out: MemoryTopic | None = None, dlq: MemoryTopic | None = None, concurrency: int = 1) -> SummaryAgent:
     return SummaryAgent(
-        config=SummaryAgentConfig(worker="w", mode=mode, backlog_max=10),  # type: ignore[arg-type]
+        config=SummaryAgentConfig(worker="w", mode=mode, backlog_max=10, concurrency=concurrency),  # type: ignore[arg-type]
         generator=generator, policy=SummaryPolicy(faithfulness_threshold=0.75),
         summaries_topic=out or MemoryTopic(), dlq_topic=dlq or MemoryTopic(),  # type: ignore[arg-type]
-        executor=ThreadPoolExecutor(max_workers=1), backlog=lambda events: backlog,
+        executor=ThreadPoolExecutor(max_workers=concurrency), backlog=lambda events: backlog,
     )
+
+
+class RendezvousGenerator(ScriptedGenerator):
+    """Each summarize() call waits until `parties` calls are inside at once: it only returns if
+    the agent really runs its chunks in parallel (a serial agent times out the barrier)."""
+
+    def __init__(self, outputs: dict[str, str], parties: int, fail_on: str | None = None) -> None:
+        import threading
+
+        super().__init__(outputs)
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.fail_on = fail_on
+        self.batches: list[list[str]] = []
+
+    def summarize(self, texts: Sequence[str], *, time_budget_s: float | None = None) -> list[_Generated]:
+        self.batches.append(list(texts))
+        self.barrier.wait()
+        if self.fail_on and any(t.startswith(self.fail_on) for t in texts):
+            raise RuntimeError("ORT failed")
+        return super().summarize(texts, time_budget_s=time_budget_s)
 
 
 def _published(topic: MemoryTopic) -> list[dict]:
@@ -134,3 +154,16 @@ def test_a_sentence_cut_by_the_token_cap_is_dropped() -> None:
     assert complete_sentences("It costs $2.50 a ride. Fares") == "It costs $2.50 a ride."
     assert complete_sentences("no sentence end at all") == "no sentence end at all"
     assert complete_sentences('He said "stop." Then') == 'He said "stop."'
+
+
+async def test_concurrency_splits_the_batch_into_parallel_generations_and_isolates_a_failing_chunk() -> None:
+    texts = [f"Source number {i}. " + BUS_SOURCE for i in range(4)]
+    generator = RendezvousGenerator({t[:20]: t.split(". ", 1)[1].split(". ")[0] + "." for t in texts},
+                                    parties=2, fail_on="Source number 3")
+    out, dlq = MemoryTopic(), MemoryTopic()
+    agent = _agent(generator, out=out, dlq=dlq, concurrency=2)
+    await agent.process(_request_events(texts))  # type: ignore[arg-type]
+    assert sorted(len(b) for b in generator.batches) == [2, 2]
+    # the chunk with r2, r3 failed: only its requests are dead-lettered, r0 and r1 are published
+    assert sorted(s["id"] for s in _published(out)) == ["r0", "r1"]
+    assert sorted(d["event_id"] for d in _published(dlq)) == ["r2", "r3"]
