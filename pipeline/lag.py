@@ -46,8 +46,24 @@ async def partition_lag(
         return None
     lag: dict[tuple[str, int], int] = {}
     for tp in assigned:
-        end = highwaters.get(tp)
+        end = _max_known(highwaters.get(tp), _fetched_highwater(consumer, tp))
         start = committed.get(tp) or earliest.get(tp) or 0
         if end is not None:
             lag[(tp.topic, tp.partition)] = max(0, int(end) - int(start))
     return lag
+
+
+def _fetched_highwater(consumer: Any, tp: Any) -> int | None:
+    """The highwater mark the last fetch response reported (no broker round trip)."""
+    try:
+        value = consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - not fetched yet, or a consumer without the method
+        return None
+    return int(value) if isinstance(value, int) and value >= 0 else None
+
+
+def _max_known(*values: int | None) -> int | None:
+    # ListOffsets can lag behind (the embedded Tansu broker answers it with the last batch's base
+    # offset + 1), while the fetch highwater goes stale for paused partitions: take the larger.
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
