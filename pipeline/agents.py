@@ -20,9 +20,12 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import faust
 
-from pipeline.enrichment import BatchEnricher, Classifier, Outgoing, RawRecord, elapsed_ms
+from pipeline.enrichment import BatchEnricher, Classifier, Outgoing, RawRecord, Scored, elapsed_ms, score_texts
+from pipeline.language import LanguageGate
 from pipeline.logs import get_logger
-from schemas.events import to_json_bytes
+from pipeline.metrics import WorkerMetrics
+from pipeline.shadow import ShadowItem, ShadowScorer
+from schemas.events import EnrichedEvent, to_json_bytes
 
 log = get_logger("streamnlp.agent")
 
@@ -39,6 +42,7 @@ class AgentStats:
     consumed: int = 0
     enriched: int = 0
     dead_lettered: int = 0
+    sentiment_skipped: int = 0
     summary_requests: int = 0
     batches: int = 0
     inference_ms_total: float = 0.0
@@ -49,12 +53,23 @@ class AgentStats:
             "consumed": self.consumed,
             "enriched": self.enriched,
             "dead_lettered": self.dead_lettered,
+            "sentiment_skipped": self.sentiment_skipped,
             "summary_requests": self.summary_requests,
             "batches": self.batches,
             "mean_batch": round(self.consumed / self.batches, 1) if self.batches else 0.0,
             "inference_ms_total": round(self.inference_ms_total, 1),
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
+
+
+def kafka_timestamp(event: faust.EventT) -> float | None:
+    """The input record's Kafka timestamp in seconds (None when the broker or a test stub has none)."""
+    return getattr(event.message, "timestamp", None)
+
+
+def error_code(item: Outgoing) -> str:
+    code = getattr(item.value, "error_code", "unknown")
+    return str(getattr(code, "value", code))
 
 
 def raw_record(event: faust.EventT) -> RawRecord:
@@ -87,7 +102,7 @@ async def run_batches(
     consumed again after restart), and a shutdown waits for the batch in flight.
     """
     async for events in stream.take_events(max_batch, within=max_wait_s):
-        batch = asyncio.ensure_future(process(events))
+        batch = asyncio.ensure_future(_process_then_commit(stream, events, process))
         try:
             await asyncio.shield(batch)
         except asyncio.CancelledError:
@@ -96,6 +111,29 @@ async def run_batches(
         except Exception as exc:  # noqa: BLE001 - see docstring
             log.critical("batch_failed_unexpectedly", error=repr(exc), size=len(events), exc_info=True)
             os._exit(EXIT_PUBLISH_FAILED)
+
+
+async def _process_then_commit(
+    stream: faust.StreamT, events: Sequence[faust.EventT], process: Callable[[Sequence[faust.EventT]], Awaitable[None]]
+) -> None:
+    """Process a batch, then ack and commit its offsets before the next batch starts.
+
+    Faust would otherwise commit on a 2.8 s timer, so a kill -9 redid every batch
+    published since the last tick (hundreds of events at full speed); committing
+    here bounds the redone work to the one batch in flight (tests/fault). Part of the
+    shielded future, so a shutdown that waits for the batch also waits for its commit.
+    """
+    await process(events)
+    for event in events:
+        await stream.ack(event)  # take_events acks them again on resume: a no-op for acked events
+    consumer = stream.app.consumer
+    try:
+        # commit() returns False without committing when it only waited for a commit already
+        # in flight (the timer's or the other agent's), which may predate these acks.
+        if not await consumer.commit():
+            await consumer.commit()
+    except Exception as exc:  # noqa: BLE001 - offsets stay acked; Faust's timer commits them later
+        log.warning("batch_commit_failed", error=repr(exc))
 
 
 async def _finish_before_exit(batch: asyncio.Future[None]) -> None:
@@ -139,14 +177,21 @@ class SentimentAgent:
         dlq_topic: faust.TopicT,
         executor: ThreadPoolExecutor,
         requests_topic: faust.TopicT | None = None,
+        metrics: WorkerMetrics | None = None,
+        gate: LanguageGate | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.enricher = enricher
         self.classifier = classifier
+        self.gate = gate
+        self.shadow = shadow
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
         self.requests_topic = requests_topic
         self.executor = executor
         self.stats = AgentStats()
+        # A private registry when none is given: tests and tools need not care about metrics.
+        self.metrics = metrics if metrics is not None else WorkerMetrics()
 
     async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
         await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
@@ -155,6 +200,11 @@ class SentimentAgent:
         ingested_at = datetime.now(timezone.utc)
         started = time.perf_counter()
         records = [raw_record(event) for event in events]
+        # Pairs with batch_done: a batch_started without its batch_done is the batch in flight
+        # (what to look for when a worker seems stuck; the SIGTERM fault test waits for it).
+        log.debug("batch_started", size=len(records))
+        self.metrics.events_consumed(len(records))
+        self.metrics.batch("sentiment", len(records))
         valid, dead = self.enricher.split(records)
         enriched: list[Outgoing] = []
         inference_ms = 0.0
@@ -163,12 +213,11 @@ class SentimentAgent:
             texts = [item.event.text for item in valid]
             t0 = time.perf_counter()
             try:
-                predictions = await loop.run_in_executor(self.executor, self.classifier.predict, texts)
+                scored = await loop.run_in_executor(self.executor, self._score, texts)
                 inference_ms = elapsed_ms(t0)
-                enriched = self.enricher.package(
-                    valid, predictions, self.classifier.info,
-                    batch_size=len(records), inference_ms=inference_ms, ingested_at=ingested_at,
-                )
+                self.metrics.inference(self.classifier.info.name, inference_ms / 1000.0)
+                enriched = self._package(valid, scored, batch_size=len(records), inference_ms=inference_ms,
+                                         ingested_at=ingested_at)
             except Exception:
                 log.exception("batch_inference_failed", size=len(valid))
                 enriched, failed = await self._classify_one_by_one(valid, ingested_at, len(records))
@@ -182,6 +231,10 @@ class SentimentAgent:
             pending += [(self.requests_topic, item) for item in requests]
             self.stats.summary_requests += len(requests)
         await publish_all(pending)
+        self._observe_enriched(enriched)
+        self.metrics.events_enriched(len(enriched))
+        self.metrics.dead_lettered("sentiment", (error_code(item) for item in dead))
+        self.metrics.end_to_end("sentiment", (kafka_timestamp(event) for event in events))
         self.stats.consumed += len(records)
         self.stats.enriched += len(enriched)
         self.stats.dead_lettered += len(dead)
@@ -193,6 +246,33 @@ class SentimentAgent:
             total_ms=round(elapsed_ms(started), 1),
         )
 
+    def _score(self, texts: Sequence[str]) -> Scored:
+        return score_texts(self.classifier, self.gate, texts)
+
+    def _package(self, valid: Sequence[Any], scored: Scored, *, batch_size: int, inference_ms: float,
+                 ingested_at: datetime) -> list[Outgoing]:
+        return self.enricher.package(
+            valid, scored.predictions, self.classifier.info, languages=scored.languages,
+            batch_size=batch_size, inference_ms=inference_ms, ingested_at=ingested_at,
+        )
+
+    def _observe_enriched(self, enriched: Sequence[Outgoing]) -> None:
+        """After the acks: language and skip counters, and the shadow model's sample (never raises into the batch)."""
+        try:
+            self._count_and_shadow([item.value for item in enriched if isinstance(item.value, EnrichedEvent)])
+        except Exception as exc:  # noqa: BLE001 - the batch is published; bookkeeping must not fail it
+            log.warning("enriched_bookkeeping_failed", error=repr(exc))
+
+    def _count_and_shadow(self, events: list[EnrichedEvent]) -> None:
+        skipped = [e.sentiment_skipped_reason for e in events if e.sentiment is None and e.sentiment_skipped_reason]
+        for reason in set(skipped):
+            self.metrics.sentiment_skipped(reason, skipped.count(reason))
+        self.stats.sentiment_skipped += len(skipped)
+        self.metrics.languages_detected(
+            (e.language.code if e.language.reliable else "und") for e in events if e.language is not None)
+        if self.shadow is not None:
+            self.shadow.offer([ShadowItem(e.id, e.text, e.sentiment.label) for e in events if e.sentiment is not None])
+
     async def _classify_one_by_one(self, valid: Sequence[Any], ingested_at: datetime, batch_size: int) -> tuple[list[Outgoing], list[Outgoing]]:
         """Isolate the event that broke the batch so the rest still gets enriched."""
         loop = asyncio.get_running_loop()
@@ -201,12 +281,11 @@ class SentimentAgent:
         for item in valid:
             t0 = time.perf_counter()
             try:
-                prediction = await loop.run_in_executor(self.executor, self.classifier.predict, [item.event.text])
+                scored = await loop.run_in_executor(self.executor, self._score, [item.event.text])
             except Exception as exc:  # noqa: BLE001 - recorded in the dead letter
                 failed.append(self.enricher.inference_failed(item, exc))
                 continue
-            enriched.extend(self.enricher.package(
-                [item], prediction, self.classifier.info,
-                batch_size=batch_size, inference_ms=elapsed_ms(t0), ingested_at=ingested_at,
-            ))
+            self.metrics.inference(self.classifier.info.name, elapsed_ms(t0) / 1000.0)
+            enriched.extend(self._package([item], scored, batch_size=batch_size, inference_ms=elapsed_ms(t0),
+                                          ingested_at=ingested_at))
         return enriched, failed

@@ -11,10 +11,12 @@ from pipeline.agents import SentimentAgent
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.health import Readiness, register_endpoints
 from pipeline.lag import partition_lag
+from pipeline.language import LanguageGate, LanguageGateConfig
 from pipeline.logs import get_logger
 from pipeline.metrics import WorkerMetrics
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings
+from pipeline.shadow import ShadowConfig, ShadowScorer
 from pipeline.summarize.policy import SummaryPolicy
 from pipeline.summary_agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
 from pipeline.transport import StreamnlpApp
@@ -36,10 +38,18 @@ class _BufferFullSensor(faust.Sensor):
         self.metrics.buffer_full(tp.topic, tp.partition)
 
 
+def language_gate(settings: Settings) -> LanguageGate:
+    return LanguageGate(LanguageGateConfig(
+        enabled=settings.language_gate, allowed=settings.sentiment_language_set,
+        min_letters=settings.language_min_letters,
+    ))
+
+
 def create_app(
     settings: Settings, classifier: Classifier, summarizer: Generator | None = None,
-    *, metrics: WorkerMetrics | None = None,
+    *, metrics: WorkerMetrics | None = None, shadow: Classifier | None = None,
 ) -> tuple[faust.App, SentimentAgent]:
+    """The worker's Faust app; `shadow` is an optional second sentiment classifier (shadow mode)."""
     metrics = metrics if metrics is not None else WorkerMetrics()
     app = StreamnlpApp(
         settings.consumer_group,
@@ -99,6 +109,8 @@ def create_app(
         executor=executor,
         requests_topic=requests_topic,
         metrics=metrics,
+        gate=language_gate(settings),
+        shadow=None if shadow is None else ShadowScorer(shadow, ShadowConfig(settings.shadow_sample_rate), metrics),
     )
 
     @app.agent(input_topic, name="sentiment")
@@ -138,12 +150,14 @@ def create_app(
         if summary_runner is not None:
             stats.update(summary_runner.stats.snapshot())
         log.info("worker_stats", **stats)
+        if runner.shadow is not None:
+            log.info("shadow_agreement", primary_model=classifier.info.name, **runner.shadow.snapshot())
 
     readiness = Readiness.create(
         source_topics=[settings.input_topic] + ([settings.summary_requests_topic] if summaries_on else []),
         required_models=["sentiment"] + (["summarizer"] if settings.summarizer_mode == "abstractive" else []),
     )
-    _observe(app, metrics, readiness, classifier, summarizer)
+    _observe(app, metrics, readiness, classifier, summarizer, shadow)
     if settings.web_port != 0:
         register_endpoints(app, metrics, readiness)
     return app, runner
@@ -151,15 +165,17 @@ def create_app(
 
 def _observe(
     app: faust.App, metrics: WorkerMetrics, readiness: Readiness, classifier: Classifier, summarizer: Generator | None,
+    shadow: Classifier | None = None,
 ) -> None:
     """Feed readiness and the metrics that no agent sees: models, assignment, lag, backpressure."""
     # create_app is handed loaded models (the worker loads them before anything touches Kafka).
-    for role, model in (("sentiment", classifier), ("summarizer", summarizer)):
+    for role, model in (("sentiment", classifier), ("summarizer", summarizer), ("shadow", shadow)):
         if model is not None:
             info = model.info
             metrics.model_loaded(role, name=str(info.name), version=str(info.version),  # type: ignore[arg-type]
                                  precision=str(getattr(info, "precision", "unknown")))
-            readiness.model_loaded(role)
+            if role != "shadow":  # the shadow is optional: readiness never waits for it
+                readiness.model_loaded(role)
     app.sensors.add(_BufferFullSensor(metrics))
 
     @app.on_partitions_assigned.connect

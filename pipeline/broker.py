@@ -26,6 +26,10 @@ class EmbeddedBrokerConfig:
     port: int = 0  # 0 picks a free port
     startup_timeout_s: float = 15.0
     log_path: Path | None = None
+    # host:port clients are told to connect to after bootstrap (Kafka's advertised
+    # listener); None = the listener itself. Set it to put a proxy in front of the
+    # broker: clients bootstrapped through the proxy must keep using the proxy.
+    advertised: str | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,11 +87,12 @@ class EmbeddedBroker:
                 f"port {self._port} on {self.config.host} is already in use; pick another with --port or use 0 for a free one"
             )
         url = f"tcp://{self.config.host}:{self._port}"
+        advertised_url = f"tcp://{self.config.advertised}" if self.config.advertised else url
         log = open(self.config.log_path, "ab") if self.config.log_path else subprocess.DEVNULL
         env = {k: v for k, v in os.environ.items() if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}}
         try:
             self._process = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised_url,
                  "--storage-engine", "memory://tansu/"],
                 stdout=log,
                 stderr=subprocess.STDOUT,

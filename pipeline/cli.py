@@ -179,7 +179,9 @@ def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
         _fail("interrupted", code=130)
     if tally.gold_labelled:
         click.echo(f"agreement with the samples' gold labels: {tally.gold_matched / tally.gold_labelled:.1%} "
-                   f"({tally.gold_matched}/{tally.gold_labelled})")
+                   f"({tally.gold_matched}/{tally.gold_labelled}"
+                   + (f"; {tally.sentiment_skipped} texts in other languages got no sentiment (language gate)"
+                      if tally.sentiment_skipped else "") + ")")
     click.echo(tally.as_json())
     if not tally.complete:
         sys.exit(1)
@@ -258,21 +260,90 @@ def models() -> None:
     """Build and inspect models."""
 
 
+def _catalogue():  # -> Catalogue; a broken catalogue is one line, not a traceback
+    from pipeline.catalogue import CatalogueError, load_catalogue
+
+    try:
+        return load_catalogue()
+    except CatalogueError as exc:
+        _fail(str(exc))
+
+
+def _entry(name: str):  # -> CatalogueEntry
+    from pipeline.catalogue import CatalogueError
+
+    try:
+        return _catalogue().get(name)
+    except CatalogueError as exc:
+        _fail(str(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where built models are (default: the parent of STREAMNLP_MODEL_DIR).")
+def models_list(as_json: bool, cache_dir: Path | None) -> None:
+    """Every model in models/catalogue.toml: task, offline or online-only, built version and precisions."""
+    from pipeline.catalogue import built_model
+
+    settings = _settings()
+    cache = cache_dir or settings.model_dir.parent
+    rows = []
+    for entry in _catalogue().entries.values():
+        built = built_model(cache / entry.name, entry.task)
+        rows.append({"name": entry.name, "task": entry.task, "default": entry.default,
+                     "build": "offline" if entry.offline else "online", "source": entry.source.describe(),
+                     "built": built is not None, "version": built.version if built else None,
+                     "precisions": list(built.precisions) if built else [], "licence": entry.licence})
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row).decode())
+        return
+    header = f"{'name':<28} {'task':<14} {'build':<8} {'built':<6} {'version':<20} precisions"
+    click.echo(header)
+    for row in rows:
+        name = row["name"] + (" *" if row["default"] else "")
+        click.echo(f"{name:<28} {row['task']:<14} {row['build']:<8} {'yes' if row['built'] else 'no':<6} "
+                   f"{row['version'] or '-':<20} {','.join(row['precisions']) or '-'}")
+    click.echo(f"(* = default; built models in {cache})", err=True)
+
+
 @models.command("build")
+@click.argument("name", required=False)
 @click.option("--force", is_flag=True, help="Rebuild even when the model is already built.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where built models go (default: the parent of STREAMNLP_MODEL_DIR).")
-def models_build(force: bool, cache_dir: Path | None) -> None:
-    """Build the default models offline from packages (needs the `build` extra)."""
+@click.option("--source", "source_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Build NAME from this local Hugging Face directory instead of its catalogue source.")
+def models_build(name: str | None, force: bool, cache_dir: Path | None, source_dir: Path | None) -> None:
+    """Build the default models offline from packages, or the catalogue entry NAME (needs the `build` extra)."""
     settings = _settings()
+    entry = _entry(name) if name else None
+    if source_dir is not None and name is None:
+        _fail("--source needs a model NAME")
     try:
         from pipeline.modelbuild import ModelBuildError, build_default_models
+        from pipeline.modelbuild.catalogue_build import build_entry
+        from pipeline.modelbuild.progress import StderrProgress
     except ImportError as exc:
         _fail(f"model building needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
+    cache = cache_dir or settings.model_dir.parent
     try:
-        paths = build_default_models(cache_dir or settings.model_dir.parent, force=force)
+        if entry is None:
+            paths = build_default_models(cache, force=force)
+        else:
+            paths = [build_entry(entry, cache, force=force, source_override=source_dir, progress=StderrProgress())]
     except ModelBuildError as exc:
-        _fail(str(exc), code=1)
+        _fail(_one_line(exc), code=1)
+    except Exception as exc:  # a recipe failing deep inside torch/optimum: one line, not a traceback
+        if settings.log_level == "DEBUG":
+            raise
+        _fail(f"building {name or 'the default models'} failed: {type(exc).__name__}: {_one_line(exc)} "
+              "(STREAMNLP_LOG_LEVEL=DEBUG shows the traceback)", code=1)
     for path in paths:
         summary = ""
         manifest = path / "manifest.json"
@@ -282,10 +353,15 @@ def models_build(force: bool, cache_dir: Path | None) -> None:
             if held.get("accuracy_fp32") is not None:
                 summary = (f"  (held-out accuracy fp32 {held['accuracy_fp32']:.3f}, int8 {held['accuracy_int8']:.3f}, "
                            f"n={held.get('n')}; version {data.get('version')})")
+            else:
+                summary = f"  (version {data.get('version')})"
         click.echo(f"ready: {path}{summary}")
-    if settings.model_dir.resolve() not in {p.resolve() for p in paths}:
+    if entry is None and settings.model_dir.resolve() not in {p.resolve() for p in paths}:
         click.echo(f"note: STREAMNLP_MODEL_DIR={settings.model_dir} is not one of the built models; "
                    f"point it at {paths[0]}", err=True)
+    elif entry is not None:
+        variable = "STREAMNLP_MODEL_DIR" if entry.task == "sentiment" else "STREAMNLP_SUMMARIZER_MODEL_DIR"
+        click.echo(f"use it: {variable}={paths[0]}", err=True)
 
 
 @models.command("export-summarizer")
@@ -314,6 +390,58 @@ def models_export_summarizer(source: str, out_dir: Path, precisions: str, graph:
                f"run with STREAMNLP_SUMMARIZER_MODEL_DIR={out_dir}")
 
 
+@main.command("eval")
+@click.option("--model", "models_", multiple=True,
+              help="Catalogue name or model directory (repeatable; default: every built catalogue model).")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Labelled JSONL or CSV with text,label (default: the held-out review split).")
+@click.option("--task", type=click.Choice(["all", "sentiment", "summarization"]), default="all", show_default=True)
+@click.option("--out", "out_prefix", type=click.Path(dir_okay=False, path_type=Path), default=Path("streamnlp-eval"),
+              show_default=True, help="Write OUT.md, OUT.json and OUT.png (chart of quality vs throughput).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of Markdown.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
+              help="Sentiment texts per predict() call, latency is per call (default: STREAMNLP_BATCH_MAX_SIZE).")
+@click.option("--threads", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="ONNX intra-op threads for every model (0 = all cores).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N labelled texts (a quick run).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where built models are (default: the parent of STREAMNLP_MODEL_DIR).")
+def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix: Path, as_json: bool,
+             batch_size: int | None, threads: int, limit: int | None, cache_dir: Path | None) -> None:
+    """Measure every built model at every built precision: quality, size, RAM, latency, throughput."""
+    settings = _settings()
+    try:
+        from pipeline.evaluation.data import DataError
+        from pipeline.evaluation.isolate import IsolatedRunError
+        from pipeline.evaluation.plan import EvalConfig, run_eval
+        from pipeline.evaluation.report import render_markdown, write_report
+        from pipeline.modelbuild.progress import StderrProgress
+    except ImportError as exc:
+        _fail(f"eval needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
+    config = EvalConfig(
+        cache_dir=cache_dir or settings.model_dir.parent, models=models_, data=data,
+        tasks=frozenset({"sentiment", "summarization"} if task == "all" else {task}),
+        batch_size=batch_size or settings.batch_max_size, onnx_batch_size=settings.inference_batch_size,
+        max_tokens=settings.max_tokens, threads=threads, limit=limit,
+        faithfulness_threshold=settings.faithfulness_threshold, summary_min_chars=settings.summary_min_chars,
+        summarizer_batch_size=settings.summarizer_batch_size,
+        summarizer_max_new_tokens=settings.summarizer_max_new_tokens,
+        summarizer_max_prompt_tokens=settings.summarizer_max_prompt_tokens,
+        command="streamnlp eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "streamnlp eval",
+    )
+    try:
+        report = run_eval(config, StderrProgress())
+    except (DataError, ValueError) as exc:
+        _fail(_one_line(exc))
+    except IsolatedRunError as exc:
+        _fail(f"a measurement failed: {_one_line(exc)}", code=1)
+    if not report["sentiment"] and not report["summarization"]:
+        _fail("no built model to evaluate; run `streamnlp models build` (see `streamnlp models list`)")
+    written = write_report(report, out_prefix)
+    click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if as_json else render_markdown(report))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks (build-time tools: need the `build` extra)."""
@@ -332,13 +460,26 @@ def bench_summarizer(ctx: click.Context) -> None:
 
 
 @models.command("info")
-@click.argument("path", type=click.Path(path_type=Path), required=False)
-def models_info(path: Path | None) -> None:
-    """Print the manifest of a built model (default: STREAMNLP_MODEL_DIR)."""
+@click.argument("target", required=False)
+def models_info(target: str | None) -> None:
+    """Print a model's catalogue entry and build manifest (NAME), or a built directory's manifest (PATH;
+    default STREAMNLP_MODEL_DIR)."""
     settings = _settings()
-    manifest = (path or settings.model_dir) / "manifest.json"
+    catalogue = _catalogue()
+    if target is not None and target in catalogue.entries:
+        from pipeline.catalogue import built_model
+
+        entry = _entry(target)
+        path = settings.model_dir.parent / entry.name
+        built = built_model(path, entry.task)
+        info = {"catalogue": entry.model_dump(mode="json", exclude_none=True), "path": str(path), "built": built is not None,
+                "precisions": list(built.precisions) if built else [], "manifest": built.manifest if built else None}
+        click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+        return
+    manifest = Path(target or settings.model_dir) / "manifest.json"
     if not manifest.is_file():
-        _fail(f"no manifest at {manifest}; run `streamnlp models build`")
+        hint = f"; catalogue names: {', '.join(catalogue.entries)}" if target and "/" not in target else ""
+        _fail(f"no manifest at {manifest}; run `streamnlp models build`{hint}")
     click.echo(orjson.dumps(orjson.loads(manifest.read_bytes()), option=orjson.OPT_INDENT_2).decode())
 
 

@@ -35,6 +35,7 @@ class DemoTally:
     elapsed_s: float = 0.0
     gold_labelled: int = 0
     gold_matched: int = 0
+    sentiment_skipped: int = 0  # language gate: sentiment null, not counted against the gold labels
     summaries_pending: set[str] = field(default_factory=set)
     summaries: int = 0
     abstractive: int = 0
@@ -48,6 +49,7 @@ class DemoTally:
     def as_json(self) -> str:
         return orjson.dumps({
             "produced": self.produced, "enriched": self.enriched, "dead_lettered": self.dead_lettered,
+            "sentiment_skipped": self.sentiment_skipped,
             "summaries": self.summaries, "summaries_abstractive": self.abstractive,
             "elapsed_s": round(self.elapsed_s, 2),
         }).decode()
@@ -86,13 +88,18 @@ def sample_lines(path: Path, count: int | None) -> Iterator[bytes]:
 
 
 def format_enriched(event: dict) -> str:
-    sentiment = event.get("sentiment") or {}
+    sentiment = event.get("sentiment")
     text = " ".join(str(event.get("text", "")).split())
     if len(text) > 90:
         text = text[:87] + "..."
-    flag = " [truncated]" if sentiment.get("truncated") else ""
-    return (f"{sentiment.get('label', '?'):>8} {sentiment.get('score', 0):.2f}  {event.get('id')}"
-            f"  ({event.get('source') or '-'}){flag}  {text}")
+    language = event.get("language") or {}
+    if sentiment is None:  # language gate: say why instead of a label
+        verdict = f"{'-':>8} {language.get('code', '?'):>4}"
+        flag = f" [{event.get('sentiment_skipped_reason') or 'no sentiment'}]"
+    else:
+        verdict = f"{sentiment.get('label', '?'):>8} {sentiment.get('score', 0):.2f}"
+        flag = " [truncated]" if sentiment.get("truncated") else ""
+    return f"{verdict}  {event.get('id')}  ({event.get('source') or '-'}){flag}  {text}"
 
 
 def format_summary(summary: dict) -> str:
@@ -145,9 +152,11 @@ async def _run(
                         tally.enriched += 1
                         event = orjson.loads(record.value or b"{}")
                         gold = (event.get("metadata") or {}).get("gold_label")
-                        if gold:
+                        if event.get("sentiment") is None:
+                            tally.sentiment_skipped += 1
+                        elif gold:
                             tally.gold_labelled += 1
-                            tally.gold_matched += (event.get("sentiment") or {}).get("label") == gold
+                            tally.gold_matched += event["sentiment"].get("label") == gold
                         if event.get("summary_status") == "pending" and event["id"] not in seen_summaries:
                             tally.summaries_pending.add(event["id"])
                         say(format_enriched(event))

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
 from pipeline.decoding import InvalidEvent, decode_text_event, make_dead_letter
+from pipeline.language import GateDecision, LanguageGate
 from pipeline.logs import get_logger, mark_sensitive
-from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Processing, Sentiment, TextEvent
+from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Language, Processing, Sentiment, TextEvent
 from schemas.summaries import SummaryRequest
 
 log = get_logger("streamnlp.enrichment")
@@ -52,6 +53,25 @@ class Classifier(Protocol):
     def info(self) -> ModelIdentity: ...
 
     def predict(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the models said about a batch's texts, in input order."""
+
+    predictions: list[Prediction | None]  # None: the gate kept the text from the model
+    languages: list[GateDecision] | None  # None: no language gate configured
+
+
+def score_texts(classifier: Classifier, gate: LanguageGate | None, texts: Sequence[str]) -> Scored:
+    """Gate by language, then classify only the texts the gate lets through (blocking: run off the loop)."""
+    decisions = gate.decide_all(texts) if gate is not None else None
+    keep = [i for i in range(len(texts)) if decisions is None or decisions[i].score_sentiment]
+    predictions: list[Prediction | None] = [None] * len(texts)
+    if keep:
+        for i, prediction in zip(keep, classifier.predict([texts[i] for i in keep]), strict=True):
+            predictions[i] = prediction
+    return Scored(predictions=predictions, languages=decisions)
 
 
 @dataclass(frozen=True)
@@ -111,15 +131,19 @@ class BatchEnricher:
     def package(
         self,
         valid: Sequence[_Valid],
-        predictions: Sequence[Prediction],
+        predictions: Sequence[Prediction | None],
         model: ModelIdentity,
         *,
         batch_size: int,
         inference_ms: float,
         ingested_at: datetime,
+        languages: Sequence[GateDecision] | None = None,
     ) -> list[Outgoing]:
+        """Enriched events for `valid`; a None prediction needs the gate decision that skipped it."""
         if len(predictions) != len(valid):
             raise RuntimeError(f"classifier returned {len(predictions)} predictions for {len(valid)} texts")
+        if languages is not None and len(languages) != len(valid):
+            raise RuntimeError(f"{len(languages)} language decisions for {len(valid)} texts")
         enriched_at = _now()
         processing = Processing(
             worker=self.config.worker,
@@ -129,17 +153,29 @@ class BatchEnricher:
             enriched_at=enriched_at,
         )
         out: list[Outgoing] = []
-        for item, prediction in zip(valid, predictions):
-            sentiment = Sentiment(
-                label=prediction.label,
-                score=float(prediction.score),
-                model=model.name,
-                model_version=model.version,
-                truncated=bool(prediction.truncated),
-            )
+        for i, (item, prediction) in enumerate(zip(valid, predictions)):
+            decision = languages[i] if languages is not None else None
+            sentiment = skipped = None
+            if prediction is not None:
+                sentiment = Sentiment(
+                    label=prediction.label,
+                    score=float(prediction.score),
+                    model=model.name,
+                    model_version=model.version,
+                    truncated=bool(prediction.truncated),
+                )
+            elif decision is None or decision.skipped_reason is None:
+                raise RuntimeError(f"no prediction and no skip reason for event {item.event.id!r}")
+            else:
+                skipped = decision.skipped_reason
             enriched = EnrichedEvent(
                 **item.event.model_dump(exclude={"schema_version"}),
                 sentiment=sentiment,
+                sentiment_skipped_reason=skipped,
+                language=None if decision is None else Language(
+                    code=decision.language.code, confidence=decision.language.confidence,
+                    reliable=decision.language.reliable,
+                ),
                 summary=None,
                 summary_status=self.summary_status(item.event),
                 processing=processing,

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Count
 NAMESPACE = "streamnlp"
 
 Lane = Literal["sentiment", "summary"]
-ModelRole = Literal["sentiment", "summarizer"]
+ModelRole = Literal["sentiment", "summarizer", "shadow"]
 
 # Up to the largest allowed STREAMNLP_BATCH_MAX_SIZE (4096), powers of two like the batch sizes people pick.
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -67,6 +67,23 @@ class WorkerMetrics:
             "Summaries published as extractive instead of abstractive, by reason "
             "(unfaithful, degenerate, backlog, generation_error, disabled = extractive mode).",
             ["reason"], namespace=ns, registry=r)
+        self._sentiment_skipped = Counter(
+            "sentiment_skipped", "Enriched events published with sentiment null, by reason (unsupported_language).",
+            ["reason"], namespace=ns, registry=r)
+        self._languages = Counter(
+            "languages", "Texts by detected language (reliable detections; 'und' = too short to tell).",
+            ["language"], namespace=ns, registry=r)
+        self._shadow_comparisons = Counter(
+            "shadow_comparisons",
+            "Events scored by both the primary and the shadow sentiment model, by the two labels "
+            "(equal labels = agreement; the rest is the confusion matrix).",
+            ["primary_label", "shadow_label"], namespace=ns, registry=r)
+        self._shadow_agreement = Gauge(
+            "shadow_agreement_ratio", "Share of compared events where the shadow model's label equals the primary's, "
+            "since the worker started.", namespace=ns, registry=r)
+        self._shadow_skipped = Counter(
+            "shadow_skipped", "Sampled events the shadow model did not score: busy (still on the previous sample) or error.",
+            ["reason"], namespace=ns, registry=r)
         self._model = Info("model", "Loaded models.", ["role"], namespace=ns, registry=r)
         self._lag_labels: set[tuple[str, str]] = set()
 
@@ -95,6 +112,23 @@ class WorkerMetrics:
             if ts:
                 # Producer clocks drift; a negative latency would only distort the low buckets.
                 child.observe(max(0.0, now - ts))
+
+    def sentiment_skipped(self, reason: str, count: int = 1) -> None:
+        self._sentiment_skipped.labels(reason=reason).inc(count)
+
+    def languages_detected(self, codes: Iterable[str]) -> None:
+        for code in codes:
+            self._languages.labels(language=code).inc()
+
+    # --- shadow model ----------------------------------------------------------------------
+    def shadow_compared(self, pairs: Iterable[tuple[str, str]], agreement_ratio: float) -> None:
+        """(primary label, shadow label) per compared event, and the running agreement."""
+        for primary, shadow in pairs:
+            self._shadow_comparisons.labels(primary_label=primary, shadow_label=shadow).inc()
+        self._shadow_agreement.set(agreement_ratio)
+
+    def shadow_skipped(self, reason: Literal["busy", "error"], count: int) -> None:
+        self._shadow_skipped.labels(reason=reason).inc(count)
 
     # --- summary lane ---------------------------------------------------------------------
     def summary_backlog(self, queued: int) -> None:

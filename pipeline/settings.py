@@ -97,6 +97,34 @@ class Settings(BaseSettings):
     inference_batch_size: int = Field(default=32, ge=1, le=1024, description="Max rows per ONNX run after length bucketing.")
     inference_threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = one per core).")
 
+    # --- language gate (pipeline/language.py) ------------------------------
+    language_gate: bool = Field(
+        default=True,
+        description="Texts reliably detected in a language outside sentiment_languages get sentiment null "
+        "(sentiment_skipped_reason unsupported_language) instead of an English-only model's guess; the detected "
+        "language is published either way.",
+    )
+    sentiment_languages: str = Field(
+        default="en", description="Comma-separated ISO 639 codes the sentiment model handles (the gate lets these through).",
+    )
+    language_min_letters: int = Field(
+        default=30, ge=1, le=10_000,
+        description="Latin-script texts with fewer letters are never gated: detection on them is unreliable "
+        "(non-Latin scripts are trusted at any length).",
+    )
+
+    # --- shadow model (pipeline/shadow.py) --------------------------------
+    shadow_model_dir: Path | None = Field(
+        default=None,
+        description="A second sentiment model that scores a sample of events next to the primary; agreement is "
+        "reported (metric + log), its results are never published. Unset: no shadow.",
+    )
+    shadow_precision: Literal["int8", "fp32"] = Field(default="int8", description="Which ONNX file of the shadow model to run.")
+    shadow_sample_rate: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="Share of scored events the shadow model also scores (chosen by event id, so stable across restarts).",
+    )
+
     # --- summary lane ----------------------------------------------------
     summarizer_mode: Literal["abstractive", "extractive", "off"] = Field(
         default="abstractive",
@@ -166,7 +194,17 @@ class Settings(BaseSettings):
             raise ValueError(f"input, output, dead-letter, summaries and summary-request topics must differ, got {topics}")
         return self
 
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username", "sasl_password", mode="before")
+    @field_validator("sentiment_languages")
+    @classmethod
+    def _check_languages(cls, value: str) -> str:
+        codes = [c.strip().lower() for c in value.split(",") if c.strip()]
+        bad = [c for c in codes if not (2 <= len(c) <= 3 and c.isalpha() and c.isascii())]
+        if bad or not codes:
+            raise ValueError(f"must be a comma-separated list of ISO 639 codes such as 'en' or 'en,es', got {value!r}")
+        return ",".join(dict.fromkeys(codes))
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username", "sasl_password", "shadow_model_dir",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files write `${VAR:-}`: an empty variable means "not set", not the path "."
@@ -178,6 +216,10 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return self
+
+    @property
+    def sentiment_language_set(self) -> frozenset[str]:
+        return frozenset(self.sentiment_languages.split(","))
 
     @property
     def broker_urls(self) -> list[str]:

@@ -216,12 +216,7 @@ class SummaryAgent:
         self, request: SummaryRequest, candidate: Generated | None, forced: str | None, *, batch_size: int,
         generation_ms: float,
     ) -> SummaryEvent:
-        text = None
-        if candidate is not None:
-            text = candidate.text
-            if getattr(candidate, "stop_reason", "") in ("max_new_tokens", "time_budget"):
-                text = complete_sentences(text)
-        decision: SummaryDecision = decide(request.text, text, self.policy, forced_reason=forced)
+        decision: SummaryDecision = decide(request.text, candidate_text(candidate), self.policy, forced_reason=forced)
         reason = decision.fallback_reason
         degenerate = None
         if reason and reason.startswith("degenerate"):
@@ -265,6 +260,15 @@ class SummaryAgent:
 
 
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]?(?=\s|$)")
+
+
+def candidate_text(candidate: Generated | None) -> str | None:
+    """The model's text as the policy judges it: a sentence cut off by a token or time cap is dropped."""
+    if candidate is None:
+        return None
+    if getattr(candidate, "stop_reason", "") in ("max_new_tokens", "time_budget"):
+        return complete_sentences(candidate.text)
+    return candidate.text
 
 
 def complete_sentences(text: str) -> str:

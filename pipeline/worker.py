@@ -27,6 +27,27 @@ def load_classifier(settings: Settings):  # -> SentimentClassifier (import kept 
     )
 
 
+def load_shadow(settings: Settings):  # -> SentimentClassifier | None
+    """The shadow model, or None (unset, or unloadable: shadow mode is an experiment and never stops the worker)."""
+    if settings.shadow_model_dir is None:
+        return None
+    from pipeline.inference.sentiment import ClassifierConfig, ModelLoadError, SentimentClassifier
+
+    try:
+        return SentimentClassifier.load(
+            settings.shadow_model_dir,
+            ClassifierConfig(
+                max_tokens=settings.max_tokens,
+                batch_size=settings.inference_batch_size,
+                intra_op_threads=1,  # its own single thread: the primary keeps the other cores
+                precision=settings.shadow_precision,
+            ),
+        )
+    except ModelLoadError as exc:
+        log.error("shadow_disabled", reason=str(exc), shadow_model_dir=str(settings.shadow_model_dir))
+        return None
+
+
 def load_summarizer(settings: Settings):  # -> Summarizer | None
     if settings.summarizer_mode != "abstractive":
         return None
@@ -59,9 +80,13 @@ def run_worker(settings: Settings) -> None:
     if summarizer is not None:
         s_info = summarizer.info
         log.info("summarizer_loaded", model=s_info.name, version=s_info.version, precision=s_info.precision)
+    shadow = load_shadow(settings)
+    if shadow is not None:
+        log.info("shadow_loaded", model=shadow.info.name, version=shadow.info.version,
+                 precision=shadow.info.precision, sample_rate=settings.shadow_sample_rate)
     check_reachable(settings)  # TCP, and the TLS handshake when SSL is configured
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _runner = create_app(settings, classifier, summarizer)
+    app, _runner = create_app(settings, classifier, summarizer, shadow=shadow)
     log.info(
         "worker_starting", worker=settings.worker_name, bootstrap=settings.bootstrap_servers,
         input=settings.input_topic, output=settings.output_topic, dlq=settings.dlq_topic,

@@ -25,6 +25,12 @@ Compatibility policy
   when larger than 2e10); naive datetimes are taken as UTC.
 * Input with ``schema_version`` of another major version is rejected
   (``ErrorCode.unsupported_schema_version``).
+* The one exception to "minor bumps only add": ``EnrichedEvent`` 1.2 lets
+  ``sentiment`` be null, with ``sentiment_skipped_reason`` saying why (a text
+  in a language the model does not handle).  Every event the model scores is
+  unchanged, so 1.0/1.1 consumers read those as before; a consumer that
+  cannot handle a null ``sentiment`` keeps getting an object on every event
+  from workers run with ``STREAMNLP_LANGUAGE_GATE=false``.
 
 This module must not import from ``pipeline`` (see docs/architecture.md).
 """
@@ -68,6 +74,8 @@ __all__ = [
     "TextEvent",
     "Sentiment",
     "Processing",
+    "Language",
+    "SentimentSkippedReason",
     "EnrichedEvent",
     "ErrorCode",
     "DeadLetter",
@@ -82,7 +90,8 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 TEXT_EVENT_SCHEMA_VERSION = SCHEMA_VERSION
-ENRICHED_EVENT_SCHEMA_VERSION = "1.1"  # 1.1 added summary_status
+# 1.1 added summary_status; 1.2 added language and sentiment_skipped_reason (sentiment may be null)
+ENRICHED_EVENT_SCHEMA_VERSION = "1.2"
 DEAD_LETTER_SCHEMA_VERSION = SCHEMA_VERSION
 #: Input events must have this major schema version (or omit schema_version).
 SUPPORTED_INPUT_MAJOR = 1
@@ -298,6 +307,21 @@ class Sentiment(BaseModel):
     truncated: Annotated[bool, Field(description="Text exceeded the model window; head+tail were kept.")]
 
 
+class Language(BaseModel):
+    model_config = ConfigDict(**_OUTPUT_CONFIG, title="Language")
+
+    code: Annotated[str, Field(min_length=1, description='Detected ISO 639 language code, e.g. "en", "ar", "zh".')]
+    confidence: Annotated[float, Field(ge=0.0, le=1.0, description="Detector probability of `code`.")]
+    reliable: Annotated[bool, Field(description=(
+        "Enough text to trust the detection (Latin script: at least STREAMNLP_LANGUAGE_MIN_LETTERS letters; "
+        "other scripts: any length). Only reliable detections can skip sentiment."
+    ))]
+
+
+#: Why `sentiment` is null. Values are stable; new ones may come in minor versions.
+SentimentSkippedReason = Literal["unsupported_language"]
+
+
 class Processing(BaseModel):
     model_config = ConfigDict(**_OUTPUT_CONFIG, title="Processing")
 
@@ -329,7 +353,24 @@ class EnrichedEvent(_EventCore):
     )
 
     schema_version: SchemaVersion = ENRICHED_EVENT_SCHEMA_VERSION
-    sentiment: Sentiment
+    sentiment: Annotated[
+        Sentiment | None,
+        Field(description=(
+            "The sentiment model's label; null when the model was not run on this text, see "
+            "`sentiment_skipped_reason` (since 1.2; always an object in 1.0/1.1)."
+        )),
+    ]
+    sentiment_skipped_reason: Annotated[
+        SentimentSkippedReason | None,
+        Field(description=(
+            '"unsupported_language": the text was reliably detected in a language the sentiment model does not '
+            "handle (see `language`); null when `sentiment` is set. (since 1.2)"
+        )),
+    ] = None
+    language: Annotated[
+        Language | None,
+        Field(description="Detected language of `text`, published whether or not sentiment was scored. (since 1.2)"),
+    ] = None
     summary: Annotated[
         str | None,
         Field(description="Always null here: summaries are published on `texts.summaries`, keyed by the same id."),
@@ -348,13 +389,16 @@ class EnrichedEvent(_EventCore):
         cls,
         event: TextEvent,
         *,
-        sentiment: Sentiment,
+        sentiment: Sentiment | None,
         processing: Processing,
         summary: str | None = None,
+        language: Language | None = None,
+        sentiment_skipped_reason: SentimentSkippedReason | None = None,
     ) -> "EnrichedEvent":
         """Build the output for ``event`` (input fields copied, version reset)."""
         data = {name: getattr(event, name) for name in _EventCore.model_fields if name != "schema_version"}
-        return cls(**data, sentiment=sentiment, processing=processing, summary=summary)
+        return cls(**data, sentiment=sentiment, processing=processing, summary=summary, language=language,
+                   sentiment_skipped_reason=sentiment_skipped_reason)
 
 
 # --------------------------------------------------------------------------- #

@@ -268,3 +268,23 @@ def test_snapshot_is_a_real_v1_0_schema():
 def test_dead_letter_error_code_serialises_as_plain_string():
     assert str(ErrorCode.text_too_long) == "text_too_long"
     assert json.loads(json.dumps({"c": ErrorCode.wrong_type})) == {"c": "wrong_type"}
+
+
+def test_language_gated_event_is_the_documented_exception_for_v1_0_consumers():
+    """1.2: a text the model does not handle has sentiment null + a reason (schemas/events.py, compatibility).
+
+    Scored events are unchanged (the tests above); a strict v1.0 consumer cannot read a gated one,
+    which is why STREAMNLP_LANGUAGE_GATE=false exists.
+    """
+    from schemas.events import Language
+
+    gated = _enriched(sentiment=None, sentiment_skipped_reason="unsupported_language",
+                      language=Language(code="ar", confidence=0.78, reliable=True))
+    payload = orjson.loads(to_json_bytes(gated))
+    assert payload["sentiment"] is None and payload["sentiment_skipped_reason"] == "unsupported_language"
+    jsonschema.validate(payload, _schema("enriched_event.schema.json"), format_checker=jsonschema.FormatChecker())
+    assert EnrichedEvent.model_validate(payload).language.code == "ar"
+    with pytest.raises(ValidationError):
+        _ConsumerEnrichedV1_0.model_validate(payload)
+    scored = orjson.loads(to_json_bytes(_enriched(language=Language(code="en", confidence=0.9, reliable=True))))
+    assert _ConsumerEnrichedV1_0.model_validate(scored).sentiment.label == "positive"

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.demo import labelled_samples
 from pipeline.kafka_io import OutRecord, ensure_topics, produce
-from tests.harness import Collected, WorkerProcess, collect_until, unique_settings
+from tests.harness import WorkerProcess, collect_until, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -89,41 +89,24 @@ async def test_500_events_with_20_malformed(kafka_bootstrap: str, default_model_
         assert letter["reason"]
 
     gold = {e["id"]: e["metadata"]["gold_label"] for e in valid}
-    matches = 0
+    declared = {e["id"]: e.get("lang") for e in valid}
+    matches = scored = 0
     for record in got.enriched:
         event = orjson.loads(record.value)
         assert record.key == event["id"].encode(), "output is keyed by event id"
         assert dict(record.headers)["trace-id"] == f"t-{event['id']}".encode(), "input headers are copied"
-        assert event["sentiment"]["model"] and event["sentiment"]["model_version"]
         assert event["summary"] is None
         assert event["processing"]["batch_size"] >= 1
+        assert event["language"]["code"]
+        if event["sentiment"] is None:  # language gate: only the samples' non-English texts
+            assert event["sentiment_skipped_reason"] == "unsupported_language"
+            assert declared[event["id"]] not in (None, "en"), event["text"]
+            continue
+        assert event["sentiment"]["model"] and event["sentiment"]["model_version"]
+        scored += 1
         matches += event["sentiment"]["label"] == gold[event["id"]]
-    assert matches / 480 >= 0.90, f"gold-label agreement {matches / 480:.1%}"
+    assert scored >= 0.95 * 480, f"only {scored} of 480 got a sentiment"
+    assert matches / scored >= 0.90, f"gold-label agreement {matches / scored:.1%}"
 
 
-async def test_worker_killed_mid_stream_and_restarted_loses_nothing(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path
-) -> None:
-    settings = unique_settings(kafka_bootstrap, tmp_path, model_dir=default_model_dir, batch_max_size=16)
-    await ensure_topics(settings)
-    valid = valid_samples(1500)
-    await produce(settings, settings.input_topic,
-                  [OutRecord(key=e["id"].encode(), value=orjson.dumps(e)) for e in valid])
-
-    first = WorkerProcess(settings, tmp_path / "worker-1.log").start()
-    collected = Collected()
-    try:
-        # Wait until the worker is demonstrably mid-stream, then kill it without warning.
-        await collect_until(settings, 1500, timeout_s=120, worker=first, collected=collected, stop_at=100)
-    finally:
-        first.kill()
-    assert collected.accounted() < 1500, "the kill should land mid-stream"
-
-    second = WorkerProcess(settings, tmp_path / "worker-2.log").start()
-    try:
-        collected = await collect_until(settings, 1500, timeout_s=240, worker=second)
-    finally:
-        assert second.terminate() == 0, second.log_tail()
-    ids = collected.enriched_ids()
-    assert set(ids) == {e["id"] for e in valid}, "no id may be missing after a crash and restart"
-    assert not collected.dead
+# kill -9 mid-stream and restart: tests/fault/test_crash_restart.py (5,000 events, duplicates bounded).

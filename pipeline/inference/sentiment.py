@@ -38,6 +38,8 @@ __all__ = [
     "SentimentClassifier",
     "ModelLoadError",
     "HEAD_FRACTION",
+    "built_precisions",
+    "precision_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -334,3 +336,14 @@ class SentimentClassifier:
     def __repr__(self) -> str:
         i = self.info
         return f"SentimentClassifier({i.name}@{i.version}, {i.precision}, max_tokens={self.max_tokens})"
+
+
+def precision_files(model_dir: Path, precision: str) -> list[Path]:
+    """The ONNX file the loader would run for `precision` ([] if not built)."""
+    found = next((Path(model_dir) / n for n in _PRECISION_FILES.get(precision, ()) if (Path(model_dir) / n).is_file()), None)
+    return [found] if found is not None else []
+
+
+def built_precisions(model_dir: Path) -> list[str]:
+    """Precisions whose ONNX file exists in `model_dir` (what `ClassifierConfig.precision` may name)."""
+    return [p for p in _PRECISION_FILES if precision_files(model_dir, p)]

@@ -48,6 +48,8 @@ __all__ = [
     "HEAD_FRACTION",
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_INSTRUCTION",
+    "built_precisions",
+    "precision_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -395,3 +397,19 @@ class Summarizer:
     def __repr__(self) -> str:
         i = self.info
         return f"Summarizer({i.name}@{i.version}, {i.precision}, batch_size={self.config.batch_size})"
+
+
+def precision_files(model_dir: Path, precision: str) -> list[Path]:
+    """Every file the loader reads for `precision`: its graph(s) and their external weights ([] if not built)."""
+    model_dir = Path(model_dir)
+    for layout in (_PRECISION_FILES, _SEQ2SEQ_FILES):
+        for names in layout.get(precision, ()):
+            if all((model_dir / f).is_file() for f in names):
+                graphs = [model_dir / f for f in names]
+                return graphs + [g.with_name(g.name + ".data") for g in graphs if g.with_name(g.name + ".data").is_file()]
+    return []
+
+
+def built_precisions(model_dir: Path) -> list[str]:
+    """Precisions whose graph files all exist in `model_dir` (decoder-only or encoder-decoder layout)."""
+    return [p for p in ("fp32", "int8", "int4") if precision_files(model_dir, p)]

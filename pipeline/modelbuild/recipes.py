@@ -581,12 +581,8 @@ def build_default_models(
 
 
 def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:
-    """Entries of models/catalogue.toml (for `streamnlp models list`)."""
-    import tomllib
+    """Entries of models/catalogue.toml as plain dicts (validated by pipeline.catalogue, the one loader)."""
+    from pipeline.catalogue import load_catalogue
 
-    path = path or Path(__file__).resolve().parents[2] / "models" / "catalogue.toml"
-    with Path(path).open("rb") as fh:
-        data = tomllib.load(fh)
-    for name, entry in data.get("models", {}).items():
-        yield {"name": name, **entry}
-
+    for entry in load_catalogue(path).entries.values():
+        yield entry.model_dump()

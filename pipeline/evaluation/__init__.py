@@ -1,0 +1,1 @@
+"""`streamnlp eval`: every built model at every precision, measured (scores, data, runs, isolate, plan, report)."""

@@ -1,0 +1,32 @@
+"""Fixtures of the fault suite: a per-test reliability record written to test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from tests.fault.report import FaultRecord, merge_into_report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_OUTCOME] = report.outcome
+
+
+_OUTCOME = pytest.StashKey[str]()
+
+
+@pytest.fixture
+def fault_record(request: pytest.FixtureRequest) -> Iterator[FaultRecord]:
+    """The test fills it in as it goes; written even when the test fails (outcome says so)."""
+    record = FaultRecord(fault=request.node.name)
+    started = time.monotonic()
+    yield record
+    record.duration_s = round(time.monotonic() - started, 1)
+    record.outcome = request.node.stash.get(_OUTCOME, "error")
+    merge_into_report(request.node.nodeid, record)
