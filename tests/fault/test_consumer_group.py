@@ -12,6 +12,7 @@ from pipeline.kafka_io import ensure_topics
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
     Ledger, Watcher, committed_offsets, fault_settings, log_events, make_events, produce_events, start_worker,
+    stop_worker,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(600)]
@@ -69,7 +70,7 @@ async def test_two_workers_share_then_survivor_takes_over(
             await watch.drain(timeout_s=300, alive=[survivor])
             await watch.settle()
     finally:
-        rc_survivor = survivor.terminate()
+        rc_survivor = await stop_worker(survivor)
         if victim.alive():
             victim.kill()
 

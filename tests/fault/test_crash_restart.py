@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.fault.report import FaultRecord
-from tests.fault.workload import Ledger, Watcher, committed_offsets, fault_settings, make_events, produce_events, start_worker
+from tests.fault.workload import (
+    Ledger, Watcher, committed_offsets, fault_settings, make_events, produce_events, start_worker, stop_worker,
+)
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(600)]
 
@@ -47,7 +49,7 @@ async def test_kill_9_mid_stream_then_restart(
             await watch.settle()
         finally:
             if second is not None:
-                rc_second = second.terminate()
+                rc_second = await stop_worker(second)
 
     first_by_w2 = ledger.first_at("crash-w2")
     dup = ledger.duplicated()

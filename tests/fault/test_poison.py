@@ -11,7 +11,7 @@ import pytest
 from pipeline.kafka_io import OutRecord, ensure_topics
 from tests.fault.poison_corpus import ENRICHED, PoisonCase, cases, expected_text
 from tests.fault.report import FaultRecord
-from tests.fault.workload import Coord, Ledger, Watcher, fault_settings, produce_raw, start_worker
+from tests.fault.workload import Coord, Ledger, Watcher, fault_settings, produce_raw, start_worker, stop_worker
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(300)]
 
@@ -47,7 +47,7 @@ async def test_poison_corpus_outcomes(
             await watch.settle()
         alive_at_end = worker.alive()
     finally:
-        rc = worker.terminate()
+        rc = await stop_worker(worker)
     log = worker.log_path.read_text(errors="replace")
 
     fault_record.fault = "poison corpus"

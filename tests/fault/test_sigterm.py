@@ -11,7 +11,7 @@ from pipeline.kafka_io import ensure_topics
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
     Ledger, Watcher, committed_offsets, fault_settings, log_events, make_events, produce_events, start_worker,
-    wait_exit, wait_for_log,
+    stop_worker, wait_exit, wait_for_log,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(420)]
@@ -57,7 +57,9 @@ async def test_sigterm_finishes_the_batch_commits_and_exits_0(
             await wait_for_log(first, _in_flight_after(2), timeout_s=240, what="third batch in flight")
             first.process.terminate()  # SIGTERM
             signalled = time.monotonic()
-            rc_first = wait_exit(first, timeout_s=120)
+            rc_first = await wait_exit(first, timeout_s=120)
+            if rc_first is None:  # hung: fail below with its log, but do not leave it running
+                first.kill()
             stop_s = time.monotonic() - signalled
             await watch.settle()
             done_before_restart = {c for c, seen in ledger.by_coord.items() if seen}
@@ -69,7 +71,7 @@ async def test_sigterm_finishes_the_batch_commits_and_exits_0(
             await watch.drain(timeout_s=300, alive=[second])
             await watch.settle()
         finally:
-            rc_second = second.terminate() if second is not None else None
+            rc_second = await stop_worker(second) if second is not None else None
 
     events = log_events(first)
     stopping = next(i for i, e in enumerate(events) if e.get("event", "").endswith("App]: Stopping..."))

@@ -57,12 +57,13 @@ def _unknown_setting(model_dir: Path, tmp_path: Path) -> dict[str, str]:
     return {"STREAMNLP_BATCH_MAXSIZE": "64"}  # typo of STREAMNLP_BATCH_MAX_SIZE
 
 
+# case -> (environment it gets, what the error line must name, what was injected)
 CASES = {
-    "missing model file": (_missing_file, "model_int8.onnx"),
-    "corrupt model file": (_corrupt_file, "model_int8.onnx"),
-    "wrong bootstrap (refused)": (_refused_port, "KAFKA_BOOTSTRAP_SERVERS"),
-    "wrong bootstrap (unresolvable)": (_unresolvable_host, "kafka.invalid:9092"),
-    "unknown STREAMNLP_ setting": (_unknown_setting, "STREAMNLP_BATCH_MAXSIZE"),
+    "missing model file": (_missing_file, "model_int8.onnx", "model dir copy without model_int8.onnx"),
+    "corrupt model file": (_corrupt_file, "model_int8.onnx", "model_int8.onnx truncated to a third"),
+    "wrong bootstrap (refused)": (_refused_port, "KAFKA_BOOTSTRAP_SERVERS", "a loopback port nothing listens on"),
+    "wrong bootstrap (unresolvable)": (_unresolvable_host, "kafka.invalid:9092", "KAFKA_BOOTSTRAP_SERVERS=kafka.invalid:9092"),
+    "unknown STREAMNLP_ setting": (_unknown_setting, "STREAMNLP_BATCH_MAXSIZE", "STREAMNLP_BATCH_MAXSIZE=64 (typo)"),
 }
 
 
@@ -81,7 +82,7 @@ async def _record_count(settings: Settings, topics: list[str]) -> int:
 async def test_bad_startup_fails_fast_without_consuming(
     case: str, kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
 ) -> None:
-    make_env, must_mention = CASES[case]
+    make_env, must_mention, injected = CASES[case]
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir)
     await ensure_topics(settings)
     await produce_events(settings, make_events(20, "startup"))  # work it must not touch
@@ -98,7 +99,7 @@ async def test_bad_startup_fails_fast_without_consuming(
     committed = await committed_offsets(settings)
     outputs = await _record_count(settings, [settings.output_topic, settings.dlq_topic])
     fault_record.fault = f"startup: {case}"
-    fault_record.injected = case
+    fault_record.injected = f"{injected}; 20 events waiting in the input topic"
     fault_record.inputs = 20
     fault_record.observed = {"exit_code": result.returncode, "error": errors[0] if errors else None,
                              "committed": committed, "outputs": outputs, "exit_s": round(exit_s, 1)}

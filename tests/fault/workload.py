@@ -289,10 +289,29 @@ async def committed_offsets(settings: Settings) -> dict[int, int]:
         await consumer.stop()
 
 
-def wait_exit(worker: WorkerProcess, timeout_s: float) -> int:
+async def wait_exit(worker: WorkerProcess, timeout_s: float) -> int | None:
+    """The worker's exit code once it exits, None if it is still running after `timeout_s`.
+
+    Polls instead of Popen.wait(): a blocking wait would freeze this event loop, and with
+    it the test's TCP proxy, so a worker shutting down through the proxy could never finish.
+    """
     assert worker.process is not None
-    return worker.process.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while worker.process.poll() is None:
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.05)  # polling interval of an observed condition (the exit)
+    return worker.process.returncode
+
+
+async def stop_worker(worker: WorkerProcess, timeout_s: float = 90.0) -> int:
+    """SIGTERM and wait for the exit without blocking the event loop; SIGKILL (-9) if it hangs."""
+    assert worker.process is not None
+    if worker.process.poll() is None:
+        worker.process.terminate()
+    code = await wait_exit(worker, timeout_s)
+    return code if code is not None else worker.kill()
 
 
 __all__ = ["Coord", "Ledger", "Produced", "Watcher", "committed_offsets", "fault_settings", "log_events",
-           "make_events", "produce_events", "produce_raw", "start_worker", "wait_exit", "wait_for_log"]
+           "make_events", "produce_events", "produce_raw", "start_worker", "stop_worker", "wait_exit", "wait_for_log"]
