@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from pipeline.agents import error_code, kafka_timestamp, publish_all, raw_record, run_batches
 from pipeline.decoding import InvalidEvent
 from pipeline.enrichment import Outgoing, dead_letter_record, elapsed_ms
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, mark_sensitive
 from pipeline.metrics import WorkerMetrics
 from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
 from schemas.events import ErrorCode
@@ -127,6 +127,8 @@ class SummaryAgent:
                 requests.append(_Request(event, SummaryRequest.model_validate_json(event.message.value or b"")))
             except ValidationError as exc:
                 dead.append(self._dead_letter(event, ErrorCode.invalid_field, f"malformed summary request: {exc.errors()[0]['msg']}", None))
+        # Generation errors (tokenizer, ORT) may quote a prompt: this task's log lines never carry it.
+        mark_sensitive(r.request.text for r in requests)
         self.stats.requests += len(requests)
         self.metrics.batch("summary", len(events))
         backlog = self.backlog(events)

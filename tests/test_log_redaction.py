@@ -88,3 +88,27 @@ def test_processor_redacts_body_keys_and_registered_bodies() -> None:
     assert SECRET not in out["error"] and out["n"] == 3
     assert RedactTextBodies(allow=True)(None, "info", dict(event)) == event
     mark_sensitive([])
+
+
+SUMMARY_SCRIPT = """
+import asyncio, sys
+from pipeline.logs import configure_logging
+from tests.test_summary_agent import ScriptedGenerator, _agent, _request_events
+from tests.test_agent import MemoryTopic
+
+SECRET = {secret!r} * 3
+
+configure_logging("DEBUG", "json", log_text_bodies=sys.argv[1] == "on")
+dlq = MemoryTopic()
+agent = _agent(ScriptedGenerator(ValueError(f"prompt too long: {{SECRET!r}}")), dlq=dlq)
+asyncio.run(agent.process(_request_events([SECRET])))
+assert len(dlq.records) == 1, dlq.records
+"""
+
+
+def test_summary_lane_generation_errors_do_not_leak_the_prompt() -> None:
+    result = subprocess.run([sys.executable, "-c", SUMMARY_SCRIPT.format(secret=SECRET), "off"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "summary_generation_failed" in result.stderr, result.stderr
+    assert SECRET not in result.stderr and SECRET[:20] not in result.stderr, result.stderr
