@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections import OrderedDict
 from contextvars import ContextVar
-from typing import Any, Iterable, Literal, MutableMapping
+from typing import Any, Callable, Iterable, Literal, MutableMapping
 
 import structlog
 
@@ -80,6 +82,41 @@ class RedactTextBodies:
         return event_dict
 
 
+class RepeatedMessageFilter(logging.Filter):
+    """Lets a library's repeated log message through once per `window_s`, then a summary.
+
+    While a broker is unreachable aiokafka logs the same connection error for every
+    request (about a hundred ERROR lines a second), which buries everything else and
+    fills disks. Messages are grouped by logger, level and format string (so retries to
+    different hosts count as one kind); the first of a window is emitted, the rest are
+    counted and the next emitted one says how many were suppressed. Hand-written because
+    stdlib logging has no rate limiter and this is the only place that needs one.
+    """
+
+    def __init__(self, window_s: float = 10.0, *, max_keys: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._seen: OrderedDict[tuple[str, int, str], list[float | int]] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] < self.window_s:
+            entry[1] += 1
+            return False
+        suppressed = int(entry[1]) if entry is not None else 0
+        self._seen[key] = [now, 0]
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)
+        if suppressed:
+            record.msg = f"{record.msg} [{suppressed} similar messages suppressed in the last {self.window_s:g}s]"
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, log_text_bodies: bool = False) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
@@ -104,6 +141,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", *, log_text_
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=[
         structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared))
+    handler.addFilter(RepeatedMessageFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

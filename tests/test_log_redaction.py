@@ -112,3 +112,23 @@ def test_summary_lane_generation_errors_do_not_leak_the_prompt() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "summary_generation_failed" in result.stderr, result.stderr
     assert SECRET not in result.stderr and SECRET[:20] not in result.stderr, result.stderr
+
+
+def test_repeated_library_messages_are_rate_limited_with_a_count() -> None:
+    import logging
+
+    from pipeline.logs import RepeatedMessageFilter
+
+    now = [0.0]
+    limiter = RepeatedMessageFilter(window_s=10, clock=lambda: now[0])
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, msg, args, None)
+
+    assert limiter.filter(record("Unable connect to %s", "node 1"))
+    assert not any(limiter.filter(record("Unable connect to %s", f"node {i}")) for i in range(99))
+    assert limiter.filter(record("Another problem"))  # a different message is not held back
+    now[0] = 10.5
+    after = record("Unable connect to %s", "node 1")
+    assert limiter.filter(after)
+    assert "99 similar messages suppressed" in after.getMessage() and "node 1" in after.getMessage()
