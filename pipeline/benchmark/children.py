@@ -44,13 +44,38 @@ def run_bare(args: dict[str, Any]) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     batch_ms.sort()
+    rate = len(texts) / wall * float(args["load"])
+    paced = paced_micro_batches(classifier, texts[: max(1, int(rate * float(args["seconds"])))], rate, batch)
     return {
         "events": len(texts), "seconds": round(wall, 3), "events_per_s": round(len(texts) / wall, 1),
         "cpu_s_per_1k": round(cpu / len(texts) * 1000, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "latency": percentiles(latencies), "batch_size": batch,
         "batch_ms_p50": round(batch_ms[len(batch_ms) // 2], 1) if batch_ms else None,
+        "paced": {"offered_rate": round(rate, 1), "events": len(paced), "latency": percentiles(paced)},
     }
+
+
+def paced_micro_batches(classifier: Any, texts: list[str], rate: float, max_batch: int) -> list[float]:
+    """Latency (ms) of texts arriving at `rate`/s, each call taking every text arrived so far (up to
+    `max_batch`): the best a micro-batcher can do with no broker, no clients and no waiting for a batch."""
+    start = time.perf_counter()
+    arrival = [start + i / rate for i in range(len(texts))]
+    latencies: list[float] = []
+    done = 0
+    while done < len(texts):
+        now = time.perf_counter()
+        if arrival[done] > now:
+            time.sleep(arrival[done] - now)
+            now = time.perf_counter()
+        end = done
+        while end < len(texts) and end - done < max_batch and arrival[end] <= now:
+            end += 1
+        classifier.predict(texts[done:end])
+        finished = time.perf_counter()
+        latencies.extend((finished - arrival[i]) * 1000 for i in range(done, end))
+        done = end
+    return latencies
 
 
 async def run_naive(args: dict[str, Any]) -> None:

@@ -34,9 +34,10 @@ class LaneError(RuntimeError):
     """A lane could not run (a process died, results went missing); the message says which and why."""
 
 
-def run_bare(settings: Settings, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
-    """The bare lane in a child process (its own CPU time and peak RSS)."""
-    args = {"settings": _child_settings(settings), "texts": list(texts), "batch_size": batch_size}
+def run_bare(settings: Settings, texts: Sequence[str], batch_size: int, *, load: float, seconds: float) -> dict[str, Any]:
+    """The bare lane in a child process (its own CPU time and peak RSS); paced at `load` x its throughput."""
+    args = {"settings": _child_settings(settings), "texts": list(texts), "batch_size": batch_size,
+            "load": load, "seconds": seconds}
     done = subprocess.run([sys.executable, "-m", "pipeline.benchmark.children", "bare", json.dumps(args)],
                           capture_output=True, text=True, timeout=900)
     if done.returncode != 0:

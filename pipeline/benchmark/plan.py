@@ -37,7 +37,7 @@ class BenchConfig:
 def _expected_steps(config: BenchConfig) -> dict[str, float]:
     """Rough seconds per step on the 2-core reference machine, for the ETA."""
     per_event = config.events / 1000
-    steps = {"broker": 3.0, "bare": 12 + 6 * per_event}
+    steps = {"broker": 3.0, "bare": 12 + 6 * per_event + config.latency_seconds}
     if config.naive:
         steps.update({"naive: start + join": 25.0, "naive: drain": 14 * per_event,
                       "naive: latency": config.latency_seconds + 3})
@@ -75,7 +75,8 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
         base = base.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         drain_timeout = max(180.0, config.events / 5)
         progress.step("bare", f"({config.events} texts, batches of {base.batch_max_size})")
-        lanes["bare"] = await asyncio.to_thread(run_bare, base, texts.texts, base.batch_max_size)
+        lanes["bare"] = await asyncio.to_thread(run_bare, base, texts.texts, base.batch_max_size,
+                                                load=LATENCY_LOAD, seconds=config.latency_seconds)
 
         if config.naive:
             progress.step("naive: start + join", "(transformers + PyTorch fp32, per message)")
@@ -142,6 +143,7 @@ def add_ratios(report: dict[str, Any]) -> dict[str, Any]:
             "p50_ms": pipeline["paced"]["latency"]["p50_ms"], "p99_ms": p99,
             "bare_batch_ms": batch_ms,
             "p99_over_bare_batch": round(p99 / batch_ms, 2) if p99 and batch_ms else None,
+            "bare_p99_ms": (bare or {}).get("paced", {}).get("latency", {}).get("p99_ms"),
         }
     mixed = report.get("summary_lane")
     if mixed and pipeline and "paced" in pipeline:
