@@ -34,5 +34,9 @@ test: install models
 schemas: install
 	$(BIN)/python -m schemas.generate
 
+# bare vs naive vs pipeline, one run (~6 min on 2 cores); the reference run of docs/performance.md
+bench: install models
+	$(BIN)/streamnlp bench --workers 2 --out docs/bench
+
 clean:
 	rm -rf .streamnlp test-artifacts .pytest_cache
