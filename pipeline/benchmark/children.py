@@ -1,6 +1,6 @@
 """The bare and naive lanes, each in its own process so CPU time and peak RSS are its own.
 
-    python -m pipeline.benchmark.children bare  '<json args>'   -> one JSON line on stdout, then exits
+    python -m pipeline.benchmark.children bare  < json args     -> one JSON line on stdout, then exits
     python -m pipeline.benchmark.children naive '<json args>'   -> "ready" on stdout, then consumes until SIGTERM
 
 The naive lane is written the way most tutorials do it, on purpose: an aiokafka consumer with
@@ -116,7 +116,8 @@ async def run_naive(args: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    lane, args = argv[0], json.loads(argv[1])
+    lane = argv[0]
+    args = json.loads(argv[1] if len(argv) > 1 else sys.stdin.read())  # bare: the texts come on stdin (too long for argv)
     if lane == "bare":
         print(json.dumps(run_bare(args)), flush=True)
     elif lane == "naive":

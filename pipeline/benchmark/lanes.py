@@ -38,7 +38,7 @@ def run_bare(settings: Settings, texts: Sequence[str], batch_size: int, *, load:
     """The bare lane in a child process (its own CPU time and peak RSS); paced at `load` x its throughput."""
     args = {"settings": _child_settings(settings), "texts": list(texts), "batch_size": batch_size,
             "load": load, "seconds": seconds}
-    done = subprocess.run([sys.executable, "-m", "pipeline.benchmark.children", "bare", json.dumps(args)],
+    done = subprocess.run([sys.executable, "-m", "pipeline.benchmark.children", "bare"], input=json.dumps(args),
                           capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise LaneError(f"bare lane failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")
@@ -239,7 +239,7 @@ async def start_naive(lane: KafkaLane, log_path: Path) -> subprocess.Popen[str]:
             "fetch_max_wait_ms": s.fetch_max_wait_ms}
     log = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.benchmark.children", "naive", json.dumps(args)],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
     log.close()
 
     def stop() -> None:
