@@ -46,7 +46,7 @@ def _expected_steps(config: BenchConfig) -> dict[str, float]:
     if config.summaries:
         steps["pipeline: mixed stream"] = config.latency_seconds + 4 * config.long_docs
     if config.workers > 1:
-        steps[f"pipeline: {config.workers} workers"] = 30 + 7 * per_event
+        steps[f"pipeline: {config.workers} workers"] = 40 + 7 * per_event
     return steps
 
 
@@ -103,22 +103,28 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                 longs = long_texts(config.long_docs, summary_min_chars=base.summary_min_chars, seed=config.seed)
                 report["summary_lane"] = await lane.paced(texts.texts[: paced_count(rate)], rate,
                                                           drain_timeout + 60 * config.long_docs, long_texts=longs)
-            if config.workers > 1:
-                progress.step(f"pipeline: {config.workers} workers", "(one consumer group)")
-                for index in range(2, config.workers + 1):
-                    start_worker(lane, work / f"worker-{index}.log")
-                await _wait_assigned(work, config.workers)
+        if config.workers > 1:
+            # Scale-out on one machine: K processes share the cores, so each gets cores/K ONNX threads
+            # (K workers x all cores each would oversubscribe the CPU; README "Scaling out").
+            threads = max(1, _threads(base) // config.workers)
+            progress.step(f"pipeline: {config.workers} workers", f"(one consumer group, {threads} ONNX thread(s) each)")
+            scale = lane_settings(base, "scale", work).model_copy(update={"inference_threads": threads})
+            async with KafkaLane("scale", scale) as lane:
+                for index in range(1, config.workers + 1):
+                    start_worker(lane, work / f"scale-{index}.log")
+                await _wait_assigned(work, "scale", config.workers)
                 await lane.warm(base.topic_partitions)
                 report["scaling"] = await lane.drain(texts.texts, drain_timeout)
+                report["scaling"]["threads_per_worker"] = threads
         progress.finish()
     return add_ratios(report)
 
 
-async def _wait_assigned(work: Path, workers: int, timeout_s: float = 180.0) -> None:
-    """Until every added worker has logged its partition assignment (it loaded its models and joined)."""
+async def _wait_assigned(work: Path, prefix: str, workers: int, timeout_s: float = 240.0) -> None:
+    """Until every worker has logged a partition assignment (it loaded its models and joined the group)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        logs = [work / f"worker-{i}.log" for i in range(2, workers + 1)]
+        logs = [work / f"{prefix}-{i}.log" for i in range(1, workers + 1)]
         if all(p.is_file() and "partitions_assigned" in p.read_text(errors="replace") for p in logs):
             return
         if time.monotonic() > deadline:

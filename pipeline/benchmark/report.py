@@ -59,7 +59,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if scaling:
         lines.append(f"- **{scaling['consumers']} workers** in one group: {_fmt(scaling['events_per_s'])} events/s = "
                      f"{_fmt(scaling['speedup'])}× one worker, scaling efficiency {_fmt(scaling['efficiency'])} "
-                     f"({report['machine']['cpus']} cores shared with the broker)")
+                     f"({scaling.get('threads_per_worker')} ONNX thread(s) each, {report['machine']['cpus']} cores shared "
+                     "with the broker and the bench's clients)")
     lines.append("")
     lines.append(f"Command: `{report['command']}`")
     return "\n".join(lines)
