@@ -24,12 +24,11 @@ set with confidence >= `min_confidence`; anything else is scored as before.
 
 from __future__ import annotations
 
-import math
 import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
 __all__ = ["DetectedLanguage", "GateDecision", "LanguageGate", "LanguageGateConfig", "UNSUPPORTED_LANGUAGE"]
 
@@ -74,54 +73,7 @@ def _py3langid() -> Detector:
     # Loading decompresses the model (~1 s); one shared instance, read-only, so thread-safe.
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return BatchedLangid(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
-
-
-class BatchedLangid:
-    """py3langid with a batch `classify_batch`: same answers, ~2x cheaper per text on a batch.
-
-    py3langid scores one text at a time as a float16 matrix product that numpy runs without
-    BLAS (~60% of its time on review-sized texts, docs/performance.md). Here a batch's feature
-    rows are gathered once and scored in one float32 product. The byte n-gram walk and the
-    normalisation are py3langid's own (pinned <0.5: this reads its model attributes).
-    """
-
-    def __init__(self, identifier: Any) -> None:
-        self.identifier = identifier
-
-    def classify(self, text: str) -> tuple[str, float]:
-        return self.identifier.classify(text)
-
-    def classify_batch(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        import numpy as np
-        from py3langid.langid import visit_counts
-
-        ident = self.identifier
-        encoded = [ident._encode(text) for text in texts]
-        visits = [visit_counts(ident.tk_nextmove, ident._rowbase, ident.tk_output, b) for b in encoded]
-        features = sorted({f for v in visits if v for f in v})
-        if not features or not ident._norm_probs or ident.min_confidence is not None:
-            return [ident.classify(text) for text in texts]  # configurations this batch path does not cover
-        column = {f: i for i, f in enumerate(features)}
-        counts = np.zeros((len(texts), len(features)), dtype=np.float32)
-        for row, v in enumerate(visits):
-            if v:
-                counts[row, [column[f] for f in v]] = list(v.values())
-        scores = np.log1p(counts) @ ident.nb_ptc[features].astype(np.float32) + ident.nb_pc
-        out: list[tuple[str, float]] = []
-        for row, b in enumerate(encoded):
-            if not visits[row]:
-                out.append(ident.classify(texts[row]))  # no features: py3langid's own abstention
-                continue
-            s = scores[row] * (1.0 / math.sqrt(len(b) or 1))
-            s = np.exp(s - s.max())
-            s /= s.sum()
-            for i, j in ident._alias_pairs:
-                s[i] += s[j]
-                s[j] = 0.0
-            best = int(s.argmax())
-            out.append((ident.nb_classes[best], float(s[best])))
-        return out
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def _letter_counts(text: str) -> tuple[int, int]:
@@ -147,27 +99,18 @@ class LanguageGate:
 
     def detect(self, text: str) -> DetectedLanguage:
         head = text[: self.config.max_chars]
-        return self._detected(head, *self._detector.classify(head))
-
-    def _detected(self, head: str, code: str, confidence: float) -> DetectedLanguage:
+        code, confidence = self._detector.classify(head)
         letters, latin = _letter_counts(head)
         other_script = letters - latin
         reliable = letters >= self.config.min_letters or (other_script >= 2 and other_script * 2 > letters)
         return DetectedLanguage(code=str(code), confidence=round(float(confidence), 4), reliable=reliable)
 
     def decide(self, text: str) -> GateDecision:
-        return self._decision(self.detect(text))
-
-    def _decision(self, language: DetectedLanguage) -> GateDecision:
+        language = self.detect(text)
         cfg = self.config
         gated = (cfg.enabled and language.reliable and language.code not in cfg.allowed
                  and language.confidence >= cfg.min_confidence)
         return GateDecision(language=language, skipped_reason=UNSUPPORTED_LANGUAGE if gated else None)
 
     def decide_all(self, texts: Sequence[str]) -> list[GateDecision]:
-        classify_batch = getattr(self._detector, "classify_batch", None)
-        if classify_batch is None:
-            return [self.decide(text) for text in texts]
-        heads = [text[: self.config.max_chars] for text in texts]
-        return [self._decision(self._detected(head, code, confidence))
-                for head, (code, confidence) in zip(heads, classify_batch(heads))]
+        return [self.decide(text) for text in texts]
