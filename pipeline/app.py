@@ -71,8 +71,9 @@ def create_app(
         web_port=settings.web_port or 6066,
         web_bind=settings.web_host,
         web_host=settings.web_host,
-        # Faust's own producer-side buffering is enough; we await every ack per batch.
-        producer_linger_ms=5,
+        # A batch's records are all handed to the producer before its acks are awaited, so they
+        # batch by themselves; lingering only delays the batch (and the next one behind it).
+        producer_linger_ms=1,
         # Backpressure. Faust stops fetching a partition once its agent's buffer passes 80% of
         # stream_buffer_maxsize, but still delivers the rest of the poll it is in, and a poll that
         # overflows a full buffer blocks delivery to *every* agent (the summary lane would stall
