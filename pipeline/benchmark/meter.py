@@ -73,8 +73,9 @@ class StepProgress:
         elapsed = time.monotonic() - self._started
         done_expected = sum(self.expected_s.get(n, 0.0) for n in self._done)
         left_expected = sum(v for n, v in self.expected_s.items() if n not in self._done)
-        # Scale the plan by how fast the finished steps went compared with their estimates.
-        speed = elapsed / done_expected if done_expected > 0 else 1.0
+        # Scale the plan by how fast the finished steps went compared with their estimates
+        # (once there is enough behind us to tell; the first seconds say nothing).
+        speed = elapsed / done_expected if done_expected >= 20 else 1.0
         index = len(self._done) + 1
         self.stream.write(f"[bench {index}/{len(self.expected_s)}] {name} {detail}  elapsed {elapsed:.0f}s"
                           f"  ETA {left_expected * speed:.0f}s\n")
