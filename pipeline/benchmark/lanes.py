@@ -256,5 +256,8 @@ async def start_naive(lane: KafkaLane, log_path: Path) -> subprocess.Popen[str]:
     line = await asyncio.to_thread(proc.stdout.readline)  # until the model is loaded (or the child died)
     if line.strip() != "ready":
         stop()
-        raise LaneError(f"naive lane did not start (exit {proc.returncode}); see {log_path}")
+        tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
+        hint = "; it needs the build extra (torch, transformers): pip install -c constraints.txt -e '.[build]'" \
+            if "ModuleNotFoundError" in tail else ""
+        raise LaneError(f"naive lane did not start (exit {proc.returncode}): {tail}{hint}; or run with --no-naive")
     return proc

@@ -47,6 +47,7 @@ def _expected_steps(config: BenchConfig) -> dict[str, float]:
         steps["pipeline: mixed stream"] = config.latency_seconds + 4 * config.long_docs
     if config.workers > 1:
         steps[f"pipeline: {config.workers} workers"] = 40 + 7 * per_event
+    steps["bare again"] = steps["bare"]
     return steps
 
 
@@ -116,6 +117,15 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                 await lane.warm(base.topic_partitions)
                 report["scaling"] = await lane.drain(texts.texts, drain_timeout)
                 report["scaling"]["threads_per_worker"] = threads
+        # The ceiling is the best bare can do: run it again last and keep the faster of the two
+        # runs, so a burst of load on a shared machine during one of them does not flatter the ratio.
+        progress.step("bare again", "(the faster of the two bare runs is the ceiling)")
+        again = await asyncio.to_thread(run_bare, base, texts.texts, base.batch_max_size,
+                                        load=LATENCY_LOAD, seconds=config.latency_seconds)
+        runs = [lanes["bare"]["events_per_s"], again["events_per_s"]]
+        if again["events_per_s"] > lanes["bare"]["events_per_s"]:
+            lanes["bare"] = again
+        lanes["bare"]["runs_events_per_s"] = runs
         progress.finish()
     return add_ratios(report)
 

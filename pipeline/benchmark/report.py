@@ -42,6 +42,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     for ratio, value in report.get("ratios", {}).items():
         lines.append(f"- **{ratio}** throughput: {_fmt(value)}")
+    bare_runs = report["lanes"].get("bare", {}).get("runs_events_per_s")
+    if bare_runs:
+        lines.append(f"- bare ran first and last ({' and '.join(_fmt(r) for r in bare_runs)} events/s); the faster is the ceiling")
     run = report.get("latency_run")
     if run:
         lines.append(f"- **latency at {int(run['load'] * 100)}% load** ({_fmt(run['offered_rate'])} events/s): "
