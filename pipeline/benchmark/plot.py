@@ -29,7 +29,8 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
             latency = lane.get("paced", {}).get("latency") or lane.get("latency") or {}
             values.append(latency.get(key) or 0.0)
         right.bar([i + (offset - 1) * width for i in range(len(lanes))], values, width, label=key[:3])
-    right.set_xticks(range(len(lanes)), lanes)
+    offered = [report["lanes"][n].get("paced", {}).get("offered_rate") for n in lanes]
+    right.set_xticks(range(len(lanes)), [f"{n}\n({r:.0f} ev/s)" if r else n for n, r in zip(lanes, offered)])
     right.set_yscale("log")
     right.set_ylabel("ms (log)")
     load = int(report["config"]["latency_load"] * 100)
