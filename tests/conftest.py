@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig
 from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SENTIMENT_MODEL
+from tests.kafka_backend import choose_kafka_backend, docker_engine_reachable
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -15,10 +16,16 @@ ARTIFACTS = REPO / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """An external cluster when KAFKA_BOOTSTRAP_SERVERS is set, else the embedded broker."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+    """An external cluster (KAFKA_BOOTSTRAP_SERVERS), a testcontainers broker (Docker reachable), else embedded."""
+    backend = choose_kafka_backend(os.environ, docker_engine_reachable)
+    if backend == "external":
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    if backend == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.8.0") as container:
+            yield container.get_bootstrap_server()
         return
     ARTIFACTS.mkdir(exist_ok=True)
     with EmbeddedBroker(EmbeddedBrokerConfig(log_path=ARTIFACTS / "broker.log")) as broker:
