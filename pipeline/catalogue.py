@@ -20,20 +20,37 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.settings import REPO_ROOT
 
-CATALOGUE_PATH = REPO_ROOT / "models" / "catalogue.toml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 Task = Literal["sentiment", "summarization"]
 Precision = Literal["fp32", "int8", "int4"]
 SourceKind = Literal["package", "local", "huggingface"]
 
 __all__ = [
-    "CATALOGUE_PATH", "Catalogue", "CatalogueEntry", "CatalogueError", "BuiltModel", "Source",
-    "built_model", "load_catalogue",
+    "Catalogue", "CatalogueEntry", "CatalogueError", "BuiltModel", "Source",
+    "built_model", "find_catalogue", "load_catalogue",
 ]
 
 
 class CatalogueError(Exception):
     """The catalogue file is missing or invalid, or a name is not in it; the message names the entry."""
+
+
+def find_catalogue(repo_root: Path = REPO_ROOT, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The catalogue file: `models/catalogue.toml` in a checkout, else the copy installed with the package.
+
+    `models/catalogue.toml` stays the one file people edit (docs and other tools point at it), but a
+    non-editable install (`pip install .`, the container image) ships packages only, not `models/`.
+    So `pipeline/catalogue.toml` is a symlink to it, listed as package data: building a wheel copies
+    the symlink's target into the package. The checkout is tried first so a checkout whose symlinks
+    were not materialised (git core.symlinks=false) still reads the real file.
+    """
+    candidates = (Path(repo_root) / "models" / "catalogue.toml", Path(package_dir) / "catalogue.toml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise CatalogueError("no model catalogue found; looked for " + " and ".join(str(c) for c in candidates))
 
 
 class Source(BaseModel):
@@ -140,7 +157,7 @@ class Catalogue:
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
     """Parse and validate the catalogue; CatalogueError names the file and every bad entry."""
-    path = Path(path or CATALOGUE_PATH)
+    path = Path(path) if path else find_catalogue()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
