@@ -1,0 +1,189 @@
+"""Windowed sentiment aggregates: pure logic (no Kafka, no Faust).
+
+Tumbling, epoch-aligned windows of event time per source. An accumulator
+(`WindowAcc`) is a small JSON-able dict so the agent can keep it in a Faust
+table with a changelog; everything here is plain functions over it.
+
+Scores: an event's sentiment arrives as (label, probability of that label).
+The window's `mean_score` is the mean *signed* score: +p for "positive", -p for
+"negative", 0 for any other label, so -1 = confidently negative, +1 = confidently
+positive, and opposing events cancel out instead of averaging to "confident".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+UNKNOWN_SOURCE = "unknown"
+NEGATIVE = "negative"
+POSITIVE = "positive"
+DEFAULT_TOP_K = 5
+
+#: JSON-able accumulator; see `new_acc` for the keys.
+WindowAcc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    size_s: float = 60.0
+    grace_s: float = 10.0
+    top_k: int = DEFAULT_TOP_K
+
+
+@dataclass(frozen=True)
+class SpikeConfig:
+    threshold: float = 0.3   # negative share minus the trailing mean above this alerts
+    min_count: int = 10      # windows with fewer scored events never alert (1-event windows are noise)
+    trailing: int = 5        # how many previous closed windows of the source make the baseline
+
+
+@dataclass(frozen=True)
+class Spike:
+    alert: bool
+    baseline: float | None   # trailing mean negative share; None when there is no history yet
+    reason: str | None
+
+
+def source_key(source: str | None) -> str:
+    return source if source else UNKNOWN_SOURCE
+
+
+def window_start(event_time_s: float, size_s: float) -> float:
+    """Start of the tumbling window holding `event_time_s` (epoch-aligned: starts are multiples of size)."""
+    return math.floor(event_time_s / size_s) * size_s
+
+
+def signed_score(label: str, score: float) -> float:
+    if label == POSITIVE:
+        return score
+    if label == NEGATIVE:
+        return -score
+    return 0.0
+
+
+def new_acc(source: str, start: float, size_s: float) -> WindowAcc:
+    return {
+        "source": source,
+        "start": start,
+        "end": start + size_s,
+        "counts": {},          # label -> events
+        "skipped": 0,          # events without sentiment (language gate): counted, not labelled
+        "signed_sum": 0.0,     # sum of signed scores of the labelled events
+        "negatives": [],       # [[signed score, id], ...] most negative first, at most top_k
+        "max_event_time": start,
+        "offset": -1,          # last applied input offset (replays after a restart are skipped)
+    }
+
+
+def add_event(
+    acc: WindowAcc, *, event_id: str, label: str | None, score: float | None, event_time_s: float, top_k: int,
+) -> None:
+    """Count one event (label None = sentiment skipped)."""
+    acc["max_event_time"] = max(acc["max_event_time"], event_time_s)
+    if label is None or score is None:
+        acc["skipped"] += 1
+        return
+    acc["counts"][label] = acc["counts"].get(label, 0) + 1
+    signed = signed_score(label, score)
+    acc["signed_sum"] += signed
+    if label == NEGATIVE:
+        negatives = acc["negatives"]
+        negatives.append([signed, event_id])
+        # Bounded: only the K most negative ids are kept (ties: the smaller id, for determinism).
+        negatives.sort(key=lambda pair: (pair[0], pair[1]))
+        del negatives[top_k:]
+
+
+def scored_total(acc: WindowAcc) -> int:
+    return sum(acc["counts"].values())
+
+
+def mean_score(acc: WindowAcc) -> float | None:
+    total = scored_total(acc)
+    return acc["signed_sum"] / total if total else None
+
+
+def negative_share(acc: WindowAcc) -> float:
+    """Negative events over labelled events (skipped ones excluded); 0 when nothing was labelled."""
+    total = scored_total(acc)
+    return acc["counts"].get(NEGATIVE, 0) / total if total else 0.0
+
+
+def most_negative_ids(acc: WindowAcc) -> list[str]:
+    return [event_id for _, event_id in acc["negatives"]]
+
+
+def is_closed(window_end: float, grace_s: float, watermark: float) -> bool:
+    """A window closes once the watermark (latest event time seen) is past its end plus the grace period."""
+    return window_end + grace_s <= watermark
+
+
+def is_late(event_time_s: float, config: WindowConfig, watermark: float) -> bool:
+    """The event's window has already closed: it can no longer be counted."""
+    start = window_start(event_time_s, config.size_s)
+    return is_closed(start + config.size_s, config.grace_s, watermark)
+
+
+def closable(accs: Iterable[WindowAcc], grace_s: float, watermark: float) -> list[WindowAcc]:
+    """Accumulators whose window is closed, oldest first."""
+    return sorted((a for a in accs if is_closed(a["end"], grace_s, watermark)), key=lambda a: (a["start"], a["source"]))
+
+
+def detect_spike(negative_share_now: float, scored: int, history: Sequence[float], config: SpikeConfig) -> Spike:
+    """Alert when this window's negative share exceeds the mean of the previous `trailing` shares by > threshold.
+
+    `history` is the negative shares of the source's previous closed windows, oldest first.
+    """
+    recent = list(history)[-config.trailing:] if config.trailing > 0 else []
+    baseline = sum(recent) / len(recent) if recent else None
+    if baseline is None:
+        return Spike(False, None, None)
+    jump = negative_share_now - baseline
+    if scored < config.min_count:
+        return Spike(False, baseline, None)
+    if jump > config.threshold:
+        return Spike(True, baseline, (
+            f"negative share {negative_share_now:.2f} is {jump:.2f} above the trailing mean {baseline:.2f} "
+            f"of {len(recent)} window(s) (threshold {config.threshold:.2f})"
+        ))
+    return Spike(False, baseline, None)
+
+
+def push_history(history: list[float], share: float, trailing: int) -> list[float]:
+    """The source's trailing negative shares after a window closed (bounded to `trailing`)."""
+    return (list(history) + [share])[-max(trailing, 1):]
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """A closed window's figures, ready for the SentimentWindow schema."""
+
+    source: str
+    start: float
+    end: float
+    counts: dict[str, int]
+    skipped: int
+    total: int
+    mean_score: float | None
+    negative_share: float
+    most_negative_ids: list[str]
+    spike: Spike
+
+
+def close(acc: WindowAcc, history: Sequence[float], spike: SpikeConfig) -> tuple[ClosedWindow, list[float]]:
+    """Figures of a closed window and the source's new trailing history.
+
+    Only windows with at least `min_count` labelled events enter the history: a
+    baseline made of near-empty windows would be as noisy as the windows it judges.
+    """
+    scored = scored_total(acc)
+    share = negative_share(acc)
+    result = ClosedWindow(
+        source=acc["source"], start=acc["start"], end=acc["end"], counts=dict(sorted(acc["counts"].items())),
+        skipped=acc["skipped"], total=scored + acc["skipped"], mean_score=mean_score(acc), negative_share=share,
+        most_negative_ids=most_negative_ids(acc), spike=detect_spike(share, scored, history, spike),
+    )
+    new_history = push_history(list(history), share, spike.trailing) if scored >= spike.min_count else list(history)
+    return result, new_history

@@ -1,0 +1,104 @@
+"""pipeline.windows: window assignment, accumulation, closing and spike detection (hand-computed cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import windows as w
+
+
+def _acc(events: list[tuple[str, str | None, float | None]], *, top_k: int = 5) -> w.WindowAcc:
+    acc = w.new_acc("app", 120.0, 60.0)
+    for i, (event_id, label, score) in enumerate(events):
+        w.add_event(acc, event_id=event_id, label=label, score=score, event_time_s=120.0 + i, top_k=top_k)
+    return acc
+
+
+@pytest.mark.parametrize(("t", "size", "start"), [
+    (0.0, 60.0, 0.0), (59.999, 60.0, 0.0), (60.0, 60.0, 60.0), (125.5, 60.0, 120.0),
+    (1_700_000_007.0, 5.0, 1_700_000_005.0), (-1.0, 60.0, -60.0),
+])
+def test_window_start_is_epoch_aligned(t: float, size: float, start: float) -> None:
+    assert w.window_start(t, size) == start
+
+
+def test_source_key_defaults_to_unknown() -> None:
+    assert w.source_key(None) == "unknown"
+    assert w.source_key("") == "unknown"
+    assert w.source_key("app-store") == "app-store"
+
+
+def test_accumulator_counts_mean_share_and_skipped() -> None:
+    acc = _acc([("a", "positive", 0.9), ("b", "negative", 0.8), ("c", "negative", 0.6), ("d", None, None)])
+    assert acc["counts"] == {"positive": 1, "negative": 2}
+    assert acc["skipped"] == 1
+    # signed: +0.9 -0.8 -0.6 = -0.5 over 3 labelled events
+    assert w.mean_score(acc) == pytest.approx(-0.5 / 3)
+    assert w.negative_share(acc) == pytest.approx(2 / 3)
+    assert w.most_negative_ids(acc) == ["b", "c"]
+    assert acc["max_event_time"] == 123.0
+
+
+def test_empty_or_all_skipped_window() -> None:
+    acc = _acc([("x", None, None)])
+    assert w.mean_score(acc) is None
+    assert w.negative_share(acc) == 0.0
+    assert w.scored_total(acc) == 0
+
+
+def test_most_negative_ids_are_bounded_and_ordered() -> None:
+    events = [(f"n{i}", "negative", 0.5 + i / 20) for i in range(8)]  # n7 is the most negative (0.85)
+    acc = _acc(events, top_k=3)
+    assert w.most_negative_ids(acc) == ["n7", "n6", "n5"]
+    assert len(acc["negatives"]) == 3
+
+
+def test_closing_rule_uses_end_plus_grace() -> None:
+    # window [60, 120), grace 10: open until the watermark reaches 130
+    assert not w.is_closed(120.0, 10.0, 129.9)
+    assert w.is_closed(120.0, 10.0, 130.0)
+    config = w.WindowConfig(size_s=60.0, grace_s=10.0)
+    assert not w.is_late(119.0, config, watermark=129.0)   # within grace: still counted
+    assert w.is_late(119.0, config, watermark=130.0)
+    assert not w.is_late(130.0, config, watermark=130.0)
+
+
+def test_closable_returns_closed_windows_oldest_first() -> None:
+    a = w.new_acc("b", 0.0, 60.0)
+    b = w.new_acc("a", 0.0, 60.0)
+    c = w.new_acc("a", 60.0, 60.0)
+    assert [(x["start"], x["source"]) for x in w.closable([c, a, b], 10.0, 75.0)] == [(0.0, "a"), (0.0, "b")]
+
+
+def test_spike_against_trailing_mean() -> None:
+    config = w.SpikeConfig(threshold=0.3, min_count=3, trailing=2)
+    # trailing mean of the last two windows: (0.2 + 0.1) / 2 = 0.15; 0.5 - 0.15 = 0.35 > 0.3
+    spike = w.detect_spike(0.5, 10, [0.9, 0.2, 0.1], config)
+    assert spike.alert and spike.baseline == pytest.approx(0.15)
+    assert "0.35" in (spike.reason or "")
+    # 0.4 - 0.15 = 0.25: no alert
+    assert not w.detect_spike(0.4, 10, [0.9, 0.2, 0.1], config).alert
+
+
+def test_spike_needs_history_and_min_count() -> None:
+    config = w.SpikeConfig(threshold=0.3, min_count=3, trailing=5)
+    assert w.detect_spike(1.0, 10, [], config) == w.Spike(False, None, None)
+    small = w.detect_spike(1.0, 2, [0.0], config)
+    assert not small.alert and small.baseline == 0.0
+
+
+def test_close_builds_result_and_history() -> None:
+    spike = w.SpikeConfig(threshold=0.3, min_count=3, trailing=2)
+    acc = _acc([("a", "negative", 0.9), ("b", "negative", 0.7), ("c", "positive", 0.6), ("d", None, None)])
+    result, history = w.close(acc, [0.0, 0.1], spike)
+    assert result.counts == {"negative": 2, "positive": 1}
+    assert (result.total, result.skipped) == (4, 1)
+    assert result.negative_share == pytest.approx(2 / 3)
+    assert result.mean_score == pytest.approx((-0.9 - 0.7 + 0.6) / 3)
+    assert result.most_negative_ids == ["a", "b"]
+    assert result.spike.alert and result.spike.baseline == pytest.approx(0.05)
+    assert history == [0.1, pytest.approx(2 / 3)]
+    # below min_count: figures published, but the window does not enter the baseline
+    small = _acc([("z", "negative", 0.9)])
+    _, unchanged = w.close(small, history, spike)
+    assert unchanged == history
