@@ -176,6 +176,21 @@ class Settings(BaseSettings):
         default=False, description="Allow event text bodies in logs (debugging only; they are redacted otherwise).",
     )
 
+    # --- live dashboard (pipeline/dashboard; served on the web server above) ---------------
+    dashboard_enabled: bool = Field(
+        default=True, description="Serve the live dashboard at /dashboard on the worker's web server (needs web_port != 0).",
+    )
+    dashboard_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /dashboard* require `Authorization: Bearer <token>` (or ?token= on the page URL).",
+    )
+    dashboard_show_text: bool = Field(
+        default=False, description="Show text bodies and summaries on the dashboard; otherwise ids, labels and scores only.",
+    )
+    dashboard_bucket_s: float = Field(
+        default=10.0, ge=0.5, le=3600.0, description="Width of the dashboard's sentiment-over-time buckets (seconds).",
+    )
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _check_bootstrap(cls, value: str) -> str:
@@ -205,7 +220,7 @@ class Settings(BaseSettings):
         return ",".join(dict.fromkeys(codes))
 
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username", "sasl_password", "shadow_model_dir",
-                     mode="before")
+                     "dashboard_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files write `${VAR:-}`: an empty variable means "not set", not the path "."
