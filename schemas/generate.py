@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from schemas.events import DeadLetter, EnrichedEvent, TextEvent
 from schemas.summaries import SummaryEvent, SummaryRequest
+from schemas.windows import SentimentWindow
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -31,6 +32,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "dead_letter.schema.json": (DeadLetter, "serialization"),
     "summary_event.schema.json": (SummaryEvent, "serialization"),
     "summary_request.schema.json": (SummaryRequest, "serialization"),
+    "sentiment_window.schema.json": (SentimentWindow, "serialization"),
 }
 
 

@@ -288,3 +288,29 @@ def test_language_gated_event_is_the_documented_exception_for_v1_0_consumers():
         _ConsumerEnrichedV1_0.model_validate(payload)
     scored = orjson.loads(to_json_bytes(_enriched(language=Language(code="en", confidence=0.9, reliable=True))))
     assert _ConsumerEnrichedV1_0.model_validate(scored).sentiment.label == "positive"
+
+
+def test_sentiment_window_validates_against_published_schema():
+    from schemas.windows import SentimentWindow
+
+    window = SentimentWindow(
+        source="yelp",
+        window_start=datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
+        window_end=datetime(2024, 5, 1, 12, 31, tzinfo=UTC),
+        counts={"negative": 2, "positive": 1},
+        skipped=1,
+        total=4,
+        mean_score=-0.33,
+        negative_share=0.667,
+        most_negative_ids=["rev-2", "rev-7"],
+        alert=True,
+        alert_reason="negative share 0.67 is 0.62 above the trailing mean 0.05",
+        baseline_negative_share=0.05,
+        worker="worker-a-4711",
+        closed_at=datetime(2024, 5, 1, 12, 31, 10, tzinfo=UTC),
+    )
+    payload = orjson.loads(to_json_bytes(window))
+    jsonschema.validate(payload, _schema("sentiment_window.schema.json"), format_checker=jsonschema.FormatChecker())
+    assert payload["window_start"] == "2024-05-01T12:30:00Z"
+    with pytest.raises(ValidationError):
+        SentimentWindow.model_validate({**payload, "mean_score": 1.5})

@@ -1,0 +1,72 @@
+"""Windowed sentiment aggregates on ``texts.sentiment.windows`` (key = source).
+
+One record per (source, tumbling window of event time) once the window has
+closed. Same compatibility policy as :mod:`schemas.events` (minor versions only
+add fields; consumers ignore unknown fields).
+
+``mean_score`` is the mean *signed* score of the labelled events: +p for a
+"positive" label with probability p, -p for "negative", 0 for any other label.
+-1 is a window of confidently negative texts, +1 of confidently positive ones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import MAX_ID_CHARS, SchemaVersion
+
+SENTIMENT_WINDOW_SCHEMA_VERSION = "1.0"
+
+_CONFIG = dict(extra="ignore", protected_namespaces=(), json_schema_serialization_defaults_required=True)
+
+
+class SentimentWindow(BaseModel):
+    """Sentiment figures of one source over one closed tumbling window."""
+
+    model_config = ConfigDict(
+        **_CONFIG,
+        title="SentimentWindow",
+        json_schema_extra={
+            "$id": "https://streamnlp.dev/schemas/sentiment_window.schema.json",
+            "description": (
+                "A closed window of sentiment per source on topic `texts.sentiment.windows`, keyed by source. "
+                "Consumers must ignore unknown fields."
+            ),
+        },
+    )
+
+    schema_version: SchemaVersion = SENTIMENT_WINDOW_SCHEMA_VERSION
+    source: Annotated[str, Field(min_length=1, description='Event `source`; "unknown" for events without one.')]
+    window_start: Annotated[datetime, Field(description="Inclusive start of the window (UTC, epoch-aligned).")]
+    window_end: Annotated[datetime, Field(description="Exclusive end of the window (UTC).")]
+    counts: Annotated[dict[str, int], Field(description="Labelled events per sentiment label.")]
+    skipped: Annotated[int, Field(ge=0, description="Events without sentiment (e.g. an unsupported language).")]
+    total: Annotated[int, Field(ge=0, description="All events of the window: sum of `counts` plus `skipped`.")]
+    mean_score: Annotated[
+        float | None,
+        Field(ge=-1.0, le=1.0, description=(
+            "Mean signed score of the labelled events (+p positive, -p negative, 0 other labels); "
+            "null when no event was labelled."
+        )),
+    ]
+    negative_share: Annotated[
+        float, Field(ge=0.0, le=1.0, description="Negative events over labelled events (0 when none was labelled).")
+    ]
+    most_negative_ids: Annotated[
+        list[Annotated[str, Field(max_length=MAX_ID_CHARS)]],
+        Field(description="Ids of the most negative events, most negative first (bounded, default 5)."),
+    ]
+    alert: Annotated[bool, Field(description=(
+        "The negative share jumped more than the alert threshold above the trailing mean of the source's "
+        "previous windows (only windows with enough labelled events alert)."
+    ))]
+    alert_reason: Annotated[str | None, Field(description="Why `alert` is true; null otherwise.")] = None
+    baseline_negative_share: Annotated[
+        float | None,
+        Field(ge=0.0, le=1.0, description="Trailing mean negative share the window was compared with; null without history."),
+    ] = None
+    worker: Annotated[str, Field(description="Worker instance that closed the window.")]
+    closed_at: Annotated[datetime, Field(description="When the window was closed (UTC, wall clock).")]
