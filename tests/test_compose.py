@@ -147,3 +147,48 @@ def test_env_example_uses_only_known_settings():
     unknown = sorted(n for n in names if n.startswith(SETTINGS_PREFIXES) and n not in known)
     assert not unknown, f"deploy/worker.env.example has unknown settings {unknown}"
     assert REQUIRED_WORKER_ENV <= names
+
+
+# --- container image target and Prometheus (issue 7, item 3) -----------------------------------
+
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus.yml"
+
+
+def test_compose_builds_a_dockerfile_stage_without_models(compose):
+    from tests.test_dockerfile import parse_dockerfile
+
+    _, stages = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    worker, producer = compose["services"]["worker"], compose["services"]["producer"]
+    # Models are mounted from ./models/cache, so compose must not run the torch build stage.
+    assert worker["build"]["target"] == "runtime-nomodels" in {s.name for s in stages}
+    assert producer["build"] == worker["build"] and producer["image"] == worker["image"]
+
+
+def test_worker_web_server_is_reachable_in_the_network(compose):
+    # The image sets STREAMNLP_WEB_HOST=0.0.0.0; the default 127.0.0.1 would hide /metrics from Prometheus.
+    assert _env(compose["services"]["worker"]).get("STREAMNLP_WEB_HOST", "0.0.0.0") == "0.0.0.0"
+
+
+def test_summarizer_model_is_on_the_mount(compose):
+    env = _env(compose["services"]["worker"])
+    assert _default(env["STREAMNLP_SUMMARIZER_MODEL_DIR"]) == "/models/summarizer-smollm2-135m"
+
+
+def test_prometheus_service(compose):
+    prometheus = compose["services"]["prometheus"]
+    image, _, tag = prometheus["image"].partition(":")
+    assert image == "prom/prometheus" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), "pin a release, not latest"
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert "worker" in prometheus["depends_on"]
+
+
+def test_prometheus_scrapes_every_worker():
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "streamnlp-worker"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    (sd,) = job["dns_sd_configs"]
+    # A records of the compose service name: one per replica (`tasks.worker` only exists in Swarm).
+    assert sd["names"] == ["worker"] and sd["type"] == "A"
+    assert sd["port"] == Settings.model_fields["web_port"].default
+    health = (ROOT / "pipeline" / "health.py").read_text()
+    assert '@app.page("/metrics")' in health
