@@ -8,6 +8,7 @@ import faust
 from faust.types import TP
 
 from pipeline.agents import SentimentAgent
+from pipeline.dashboard.service import install_dashboard
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.health import Readiness, register_endpoints
 from pipeline.lag import partition_lag
@@ -20,6 +21,7 @@ from pipeline.shadow import ShadowConfig, ShadowScorer
 from pipeline.summarize.policy import SummaryPolicy
 from pipeline.summary_agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
 from pipeline.transport import StreamnlpApp
+from pipeline.window_agent import WindowAggregator, WindowRouter, window_agents_config
 
 log = get_logger("streamnlp.app")
 
@@ -145,11 +147,15 @@ def create_app(
             await summary_runner.run(stream, max_batch=settings.summarizer_batch_size * settings.summarizer_concurrency,
                                      max_wait_s=settings.summarizer_batch_max_wait_ms / 1000.0)
 
+    aggregator = _wire_windows(app, settings, output_topic, metrics) if settings.windows_enabled else None
+
     @app.timer(STATS_INTERVAL_S)
     async def report_stats() -> None:
         stats = runner.stats.snapshot()
         if summary_runner is not None:
             stats.update(summary_runner.stats.snapshot())
+        if aggregator is not None:
+            stats.update(aggregator.stats.snapshot())
         log.info("worker_stats", **stats)
         if runner.shadow is not None:
             log.info("shadow_agreement", primary_model=classifier.info.name, **runner.shadow.snapshot())
@@ -161,7 +167,40 @@ def create_app(
     _observe(app, metrics, readiness, classifier, summarizer, shadow)
     if settings.web_port != 0:
         register_endpoints(app, metrics, readiness)
+        if settings.dashboard_enabled:
+            install_dashboard(app, settings, metrics.registry)
     return app, runner
+
+
+def _wire_windows(
+    app: faust.App, settings: Settings, output_topic: faust.TopicT, metrics: WorkerMetrics,
+) -> WindowAggregator:
+    """Windowed sentiment (pipeline/window_agent.py): router, aggregator with its table, idle ticks."""
+    route_topic = app.topic(settings.windows_route_topic, key_type=bytes, value_type=bytes, value_serializer="raw",
+                            internal=True, partitions=settings.topic_partitions)
+    windows_topic = app.topic(settings.windows_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    # key_type=str: keys JSON-encoded, so they come back from the changelog as the same str;
+    # the changelog has as many partitions as the route topic, which is what writes it.
+    table = app.Table("sentiment-windows", key_type=str, default=None, partitions=settings.topic_partitions,
+                      help="Open sentiment windows, watermarks and alert baselines per partition.")
+    aggregator = WindowAggregator(config=window_agents_config(settings), table=table, windows_topic=windows_topic,
+                                  metrics=metrics)
+    router = WindowRouter(route_topic, aggregator.stats)
+
+    @app.agent(output_topic, name="windows-router")
+    async def windows_router(stream: faust.StreamT) -> None:
+        await router.run(stream, max_batch=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000.0)
+
+    @app.agent(route_topic, name="windows")
+    async def windows_agg(stream: faust.StreamT) -> None:
+        await aggregator.run(stream)
+
+    if settings.window_idle_flush_s > 0:
+        @app.timer(max(0.5, min(settings.window_idle_flush_s / 4, 10.0)))
+        async def window_idle_ticks() -> None:
+            await aggregator.send_ticks(app.consumer.assignment(), route_topic)
+
+    return aggregator
 
 
 def _observe(

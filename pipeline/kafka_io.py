@@ -86,6 +86,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None)
         topics = [settings.input_topic, settings.output_topic, settings.dlq_topic]
         if settings.summarizer_mode != "off":
             topics += [settings.summary_requests_topic, settings.summaries_topic]
+        if settings.windows_enabled:
+            topics += [settings.windows_route_topic, settings.windows_topic]
     names = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_security(settings))
     try:

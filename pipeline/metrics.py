@@ -84,6 +84,12 @@ class WorkerMetrics:
         self._shadow_skipped = Counter(
             "shadow_skipped", "Sampled events the shadow model did not score: busy (still on the previous sample) or error.",
             ["reason"], namespace=ns, registry=r)
+        self._windows_closed = Counter(
+            "windows_closed", "Sentiment windows closed and published, by whether they raised an alert.",
+            ["alert"], namespace=ns, registry=r)
+        self._window_late = Counter(
+            "window_late_events", "Enriched events whose window had already closed (not counted in any window).",
+            namespace=ns, registry=r)
         self._model = Info("model", "Loaded models.", ["role"], namespace=ns, registry=r)
         self._lag_labels: set[tuple[str, str]] = set()
 
@@ -138,6 +144,13 @@ class WorkerMetrics:
         self._summaries.labels(method=method).inc()
         if method != "abstractive":
             self._fallbacks.labels(reason=fallback_reason or "unknown").inc()
+
+    # --- windowed aggregates --------------------------------------------------------------
+    def window_closed(self, alert: bool) -> None:
+        self._windows_closed.labels(alert=str(alert).lower()).inc()
+
+    def window_late_event(self, count: int = 1) -> None:
+        self._window_late.inc(count)
 
     # --- worker ---------------------------------------------------------------------------
     def model_loaded(self, role: ModelRole, *, name: str, version: str, precision: str) -> None:

@@ -161,6 +161,31 @@ class Settings(BaseSettings):
         default=200, ge=0, description="Above this many queued summary requests, publish extractive summaries (load shedding)."
     )
 
+    # --- windowed sentiment aggregates (pipeline/window_agent.py) --------------
+    windows_enabled: bool = Field(
+        default=True, description="Publish per-source tumbling-window sentiment aggregates of texts.enriched.",
+    )
+    windows_topic: str = Field(
+        default="texts.sentiment.windows", description="Topic closed windows (SentimentWindow) are published to, keyed by source.",
+    )
+    window_size_s: float = Field(default=60.0, gt=0, le=86_400, description="Tumbling window size in seconds of event time (epoch-aligned).")
+    window_grace_s: float = Field(
+        default=10.0, ge=0, le=86_400,
+        description="A window closes once events this many seconds past its end have been seen; later events are counted as late and dropped.",
+    )
+    window_idle_flush_s: float = Field(
+        default=120.0, ge=0, le=86_400,
+        description="Close a partition's open windows after this many wall-clock seconds without new events (0 = only later events close windows).",
+    )
+    window_alert_threshold: float = Field(
+        default=0.3, ge=0.0, le=1.0,
+        description="Alert when a window's negative share exceeds the trailing mean of the source's previous windows by more than this.",
+    )
+    window_alert_min_count: int = Field(
+        default=10, ge=1, description="Windows with fewer labelled events never alert and do not enter the trailing mean.",
+    )
+    window_trailing: int = Field(default=5, ge=1, le=1000, description="How many previous windows of a source make the alert baseline.")
+
     # --- validation and dead letters -------------------------------------
     max_text_chars: int = Field(default=20_000, ge=1, description="Longer texts are dead-lettered as text_too_long.")
     dlq_payload_cap_bytes: int = Field(default=262_144, ge=0, description="Raw payloads up to this size are kept byte-exact in dead letters.")
@@ -205,9 +230,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> "Settings":
-        topics = [self.input_topic, self.output_topic, self.dlq_topic, self.summaries_topic, self.summary_requests_topic]
+        topics = [self.input_topic, self.output_topic, self.dlq_topic, self.summaries_topic, self.summary_requests_topic,
+                  self.windows_topic]
         if len(set(topics)) != len(topics):
-            raise ValueError(f"input, output, dead-letter, summaries and summary-request topics must differ, got {topics}")
+            raise ValueError(f"input, output, dead-letter, summaries, summary-request and windows topics must differ, got {topics}")
         return self
 
     @field_validator("sentiment_languages")
@@ -236,6 +262,11 @@ class Settings(BaseSettings):
     @property
     def sentiment_language_set(self) -> frozenset[str]:
         return frozenset(self.sentiment_languages.split(","))
+
+    @property
+    def windows_route_topic(self) -> str:
+        """Internal topic re-keying enriched events by source, so each source's windows live in one partition."""
+        return f"{self.windows_topic}.by-source"
 
     @property
     def broker_urls(self) -> list[str]:

@@ -1,0 +1,324 @@
+"""Windowed sentiment aggregates: texts.enriched -> per-source tumbling windows -> texts.sentiment.windows.
+
+Two agents:
+
+* the router reads `texts.enriched` (keyed by event id) and re-publishes a
+  compact item (id, source, event time, label, score) keyed by source to an
+  internal topic, so every event of a source lands in one partition;
+* the aggregator reads that topic one event at a time and keeps the open
+  windows in a Faust table with a changelog, so a restarted (or rebalanced)
+  worker restores them instead of losing half a window.
+
+Why a plain table and not Faust's windowed tables (`Table.tumbling`): a
+windowed table closes windows on a wall-clock timer, runs `on_window_close`
+outside any event (where a table cannot be modified, so the closed window stays
+in the changelog and comes back after a restart), and knows no grace period
+separate from expiry. Here a window is closed by *event time*: each partition
+keeps a watermark (the latest event time it has seen); a window closes once
+`end + grace <= watermark`, inside the processing of the event that moved the
+watermark, so deleting it is written to the changelog of the same partition.
+A partition that goes quiet would never close its last windows, so a timer
+sends a "tick" record into it after `idle_flush_s` without events; the tick is
+processed like an event and flushes the partition's open windows.
+
+Table keys (all written while processing a record of partition p, so each
+lives in changelog partition p):
+  `w|<p>|<source>|<start ms>`  the window's accumulator (pipeline.windows.WindowAcc)
+  `s|<p>`                      the partition's watermark and last applied offset
+  `h|<source>`                 the source's trailing negative shares (spike baseline)
+
+Delivery: at-least-once like the rest of the worker. Faust flushes the
+changelog before it commits offsets; records replayed after a crash are
+recognised by offset (each accumulator and each partition remember the last
+offset applied) and not counted twice. A crash between publishing a closed
+window and deleting it republishes that window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, MutableMapping, Sequence
+
+import faust
+import orjson
+from pydantic import BaseModel
+
+from pipeline import windows
+from pipeline.agents import kafka_timestamp, publish_all, run_batches
+from pipeline.enrichment import Outgoing
+from pipeline.logs import get_logger
+from pipeline.metrics import WorkerMetrics
+from pipeline.settings import Settings
+from schemas.windows import SentimentWindow
+
+log = get_logger("streamnlp.windows")
+
+TICK = b'{"tick":true}'
+
+
+@dataclass(frozen=True)
+class WindowAgentConfig:
+    worker: str
+    window: windows.WindowConfig = windows.WindowConfig()
+    spike: windows.SpikeConfig = windows.SpikeConfig()
+    idle_flush_s: float = 120.0   # 0 = never flush on idle
+
+
+class RouteItem(BaseModel):
+    """The internal record: what a window needs of one enriched event."""
+
+    id: str
+    source: str
+    t: float                 # event time, epoch seconds
+    label: str | None = None  # None: sentiment skipped (language gate)
+    score: float | None = None
+
+
+def event_time(obj: dict[str, Any], kafka_ts_s: float | None) -> float:
+    """The event's `timestamp` field, else the Kafka record timestamp, else now."""
+    raw = obj.get("timestamp")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return parsed.timestamp()
+        except ValueError:
+            pass
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw) / 1000.0 if raw > 2e10 else float(raw)
+    return kafka_ts_s if kafka_ts_s is not None else time.time()
+
+
+def route_item(value: bytes | None, kafka_ts_s: float | None) -> RouteItem | None:
+    """An enriched event's window item; None for a record that is not an enriched event."""
+    try:
+        obj = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return None
+    source = obj.get("source")
+    sentiment = obj.get("sentiment")
+    label = score = None
+    if isinstance(sentiment, dict) and isinstance(sentiment.get("label"), str):
+        label = sentiment["label"]
+        raw_score = sentiment.get("score")
+        score = float(raw_score) if isinstance(raw_score, (int, float)) else 0.0
+    return RouteItem(
+        id=obj["id"], source=windows.source_key(source if isinstance(source, str) else None),
+        t=event_time(obj, kafka_ts_s), label=label, score=score,
+    )
+
+
+@dataclass
+class WindowStats:
+    routed: int = 0
+    unreadable: int = 0
+    counted: int = 0
+    late: int = 0
+    replayed: int = 0
+    closed: int = 0
+    alerts: int = 0
+    idle_flushes: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {f"windows_{k}": v for k, v in self.__dict__.items()}
+
+
+class WindowRouter:
+    """texts.enriched -> internal topic keyed by source (batches: it writes no table)."""
+
+    def __init__(self, route_topic: faust.TopicT, stats: WindowStats) -> None:
+        self.route_topic = route_topic
+        self.stats = stats
+
+    async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
+        await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
+
+    async def process(self, events: Sequence[faust.EventT]) -> None:
+        pending = []
+        for event in events:
+            item = route_item(event.message.value, kafka_timestamp(event))
+            if item is None:
+                self.stats.unreadable += 1
+                continue
+            pending.append((self.route_topic, Outgoing(key=item.source.encode(), value=item, headers=())))  # type: ignore[arg-type]
+        await publish_all(pending)
+        self.stats.routed += len(pending)
+
+
+def _acc_key(partition: int, source: str, start: float) -> str:
+    return f"w|{partition}|{source}|{round(start * 1000)}"
+
+
+def _acc_prefix(partition: int) -> str:
+    return f"w|{partition}|"
+
+
+def _state_key(partition: int) -> str:
+    return f"s|{partition}"
+
+
+def _history_key(source: str) -> str:
+    return f"h|{source}"
+
+
+@dataclass
+class WindowAggregator:
+    """Owns the window table: counts items, closes windows, publishes them."""
+
+    config: WindowAgentConfig
+    table: MutableMapping[str, Any]
+    windows_topic: faust.TopicT
+    metrics: WorkerMetrics
+    stats: WindowStats = field(default_factory=WindowStats)
+    # In memory only (rebuilt lazily after a restart): earliest end+grace of a partition's open
+    # windows, so most events skip the table scan; and when a partition last saw a real event.
+    _next_due: dict[int, float] = field(default_factory=dict)
+    _last_seen: dict[int, float] = field(default_factory=dict)
+
+    async def run(self, stream: faust.StreamT) -> None:
+        # One event at a time: Faust refuses table writes inside take() batches.
+        async for event in stream.events():
+            await self.handle(event.message.partition, event.message.offset, event.message.value)
+
+    async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
+        state = self.table.get(_state_key(partition)) or {"wm": None, "offset": -1}
+        if value == TICK:
+            await self._idle_flush(partition, offset, state)
+            return
+        self._last_seen[partition] = time.monotonic()
+        if offset <= state["offset"]:
+            self.stats.replayed += 1  # applied before a restart: the changelog already has it
+            return
+        try:
+            item = RouteItem.model_validate_json(value or b"")
+        except ValueError:
+            self.stats.unreadable += 1
+            self.table[_state_key(partition)] = {**state, "offset": offset}
+            return
+        watermark = state["wm"]
+        if watermark is not None and windows.is_late(item.t, self.config.window, watermark):
+            self.stats.late += 1
+            self.metrics.window_late_event()
+            log.debug("window_late_event", source=item.source, event_time=item.t, watermark=watermark)
+        else:
+            self._count(partition, offset, item)
+        new_watermark = item.t if watermark is None else max(watermark, item.t)
+        self.table[_state_key(partition)] = {"wm": new_watermark, "offset": offset}
+        if watermark is None or new_watermark > watermark:
+            await self._close_due(partition, new_watermark)
+
+    def _count(self, partition: int, offset: int, item: RouteItem) -> None:
+        size = self.config.window.size_s
+        start = windows.window_start(item.t, size)
+        key = _acc_key(partition, item.source, start)
+        acc = self.table.get(key)
+        if acc is None:
+            acc = windows.new_acc(item.source, start, size)
+            if partition in self._next_due:
+                self._next_due[partition] = min(self._next_due[partition], acc["end"] + self.config.window.grace_s)
+        if offset <= acc["offset"]:
+            self.stats.replayed += 1
+            return
+        windows.add_event(acc, event_id=item.id, label=item.label, score=item.score, event_time_s=item.t,
+                          top_k=self.config.window.top_k)
+        acc["offset"] = offset
+        self.table[key] = acc  # reassigning is what writes the changelog
+        self.stats.counted += 1
+
+    def open_windows(self, partition: int) -> list[windows.WindowAcc]:
+        prefix = _acc_prefix(partition)
+        return [acc for key, acc in list(self.table.items()) if key.startswith(prefix)]
+
+    async def _close_due(self, partition: int, watermark: float) -> None:
+        due = self._next_due.get(partition)
+        if due is not None and watermark < due:
+            return
+        grace = self.config.window.grace_s
+        open_accs = self.open_windows(partition)
+        closing = windows.closable(open_accs, grace, watermark)
+        for acc in closing:
+            await self._publish(partition, acc)
+        remaining = [a["end"] + grace for a in open_accs if not windows.is_closed(a["end"], grace, watermark)]
+        self._next_due[partition] = min(remaining) if remaining else math.inf
+
+    async def _idle_flush(self, partition: int, offset: int, state: dict[str, Any]) -> None:
+        if not self.is_idle(partition):
+            return
+        open_accs = sorted(self.open_windows(partition), key=lambda a: (a["start"], a["source"]))
+        if not open_accs:
+            return
+        for acc in open_accs:
+            await self._publish(partition, acc)
+        # Events of the flushed windows that still turn up are late now, or they would reopen them.
+        flushed_to = max(a["end"] + self.config.window.grace_s for a in open_accs)
+        watermark = flushed_to if state["wm"] is None else max(state["wm"], flushed_to)
+        self.table[_state_key(partition)] = {"wm": watermark, "offset": max(offset, state["offset"])}
+        self._next_due[partition] = math.inf
+        self.stats.idle_flushes += 1
+        log.info("windows_idle_flush", partition=partition, windows=len(open_accs))
+
+    def is_idle(self, partition: int) -> bool:
+        """No real event in the partition for idle_flush_s (the clock starts when first asked)."""
+        if self.config.idle_flush_s <= 0:
+            return False
+        now = time.monotonic()
+        last = self._last_seen.setdefault(partition, now)
+        return now - last >= self.config.idle_flush_s
+
+    async def _publish(self, partition: int, acc: windows.WindowAcc) -> None:
+        source = acc["source"]
+        history = self.table.get(_history_key(source)) or []
+        result, new_history = windows.close(acc, history, self.config.spike)
+        window = SentimentWindow(
+            source=source,
+            window_start=datetime.fromtimestamp(result.start, timezone.utc),
+            window_end=datetime.fromtimestamp(result.end, timezone.utc),
+            counts=result.counts,
+            skipped=result.skipped,
+            total=result.total,
+            mean_score=None if result.mean_score is None else round(result.mean_score, 6),
+            negative_share=round(result.negative_share, 6),
+            most_negative_ids=result.most_negative_ids,
+            alert=result.spike.alert,
+            alert_reason=result.spike.reason,
+            baseline_negative_share=None if result.spike.baseline is None else round(result.spike.baseline, 6),
+            worker=self.config.worker,
+            closed_at=datetime.now(timezone.utc),
+        )
+        # Published and acknowledged before the window leaves the table: a crash in between
+        # republishes it (at-least-once) rather than losing it.
+        await publish_all([(self.windows_topic, Outgoing(key=source.encode(), value=window, headers=()))])  # type: ignore[arg-type]
+        del self.table[_acc_key(partition, source, acc["start"])]
+        if new_history != history:
+            self.table[_history_key(source)] = new_history
+        self.stats.closed += 1
+        self.stats.alerts += int(window.alert)
+        self.metrics.window_closed(window.alert)
+        log.info("window_closed", source=source, window_start=window.window_start.isoformat(), total=window.total,
+                 negative_share=window.negative_share, alert=window.alert)
+
+    async def send_ticks(self, assignment: Any, route_topic: faust.TopicT) -> None:
+        """A tick into each assigned route partition that is idle with open windows (the timer's job).
+
+        A timer cannot modify the table (no current event), so it asks the agent to flush by
+        putting a record into the partition; the agent does the flush in that record's context.
+        """
+        for tp in assignment:
+            if tp.topic == route_topic.get_topic_name() and self.is_idle(tp.partition) and self.open_windows(tp.partition):
+                await route_topic.send(key=None, value=TICK, partition=tp.partition, force=True)
+
+
+def window_agents_config(settings: Settings) -> WindowAgentConfig:
+    return WindowAgentConfig(
+        worker=settings.worker_name,
+        window=windows.WindowConfig(size_s=settings.window_size_s, grace_s=settings.window_grace_s),
+        spike=windows.SpikeConfig(threshold=settings.window_alert_threshold, min_count=settings.window_alert_min_count,
+                                  trailing=settings.window_trailing),
+        idle_flush_s=settings.window_idle_flush_s,
+    )

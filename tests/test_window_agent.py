@@ -1,0 +1,114 @@
+"""pipeline.window_agent without Kafka: routing, counting, closing by watermark, late events, replays, idle flush."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline import windows
+from pipeline.metrics import WorkerMetrics
+from pipeline.window_agent import TICK, RouteItem, WindowAgentConfig, WindowAggregator, route_item
+
+
+class FakeTopic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, dict[str, Any]]] = []
+
+    async def send(self, *, key: bytes | None, value: bytes, **_: Any) -> asyncio.Future:
+        self.sent.append((key, orjson.loads(value)))
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def _agg(**config: Any) -> tuple[WindowAggregator, FakeTopic, dict]:
+    topic, table = FakeTopic(), {}
+    cfg = WindowAgentConfig(worker="w1", window=windows.WindowConfig(size_s=10.0, grace_s=2.0),
+                            spike=windows.SpikeConfig(threshold=0.3, min_count=2, trailing=3), **config)
+    return WindowAggregator(config=cfg, table=table, windows_topic=topic, metrics=WorkerMetrics()), topic, table
+
+
+def _item(event_id: str, t: float, label: str | None = "positive", score: float | None = 0.9, source: str = "a") -> bytes:
+    return RouteItem(id=event_id, source=source, t=t, label=label, score=score).model_dump_json().encode()
+
+
+def test_route_item_reads_enriched_events() -> None:
+    value = orjson.dumps({"id": "e1", "source": "yelp", "timestamp": "2024-05-01T12:30:00Z",
+                          "sentiment": {"label": "negative", "score": 0.8}})
+    item = route_item(value, kafka_ts_s=5.0)
+    assert item == RouteItem(id="e1", source="yelp", t=1714566600.0, label="negative", score=0.8)
+    skipped = route_item(orjson.dumps({"id": "e2", "sentiment": None}), kafka_ts_s=7.5)
+    assert skipped == RouteItem(id="e2", source="unknown", t=7.5, label=None, score=None)
+    assert route_item(b"not json", 1.0) is None
+    assert route_item(b"[1]", 1.0) is None
+
+
+def test_windows_close_when_the_watermark_passes_end_plus_grace() -> None:
+    async def scenario() -> None:
+        agg, topic, table = _agg()
+        await agg.handle(0, 0, _item("a1", 100.0, "negative", 0.8))
+        await agg.handle(0, 1, _item("a2", 105.0))
+        await agg.handle(0, 2, _item("b1", 106.0, None, None, source="b"))
+        await agg.handle(0, 3, _item("a3", 111.0))     # window [110, 120) opens; [100,110) needs 112
+        assert topic.sent == []
+        await agg.handle(0, 4, _item("a4", 109.0))     # within grace: still counted
+        await agg.handle(0, 5, _item("a5", 112.0))     # watermark 112 closes [100, 110) of a and b
+        assert [(k, v["source"], v["total"]) for k, v in topic.sent] == [(b"a", "a", 3), (b"b", "b", 1)]
+        a = topic.sent[0][1]
+        assert a["counts"] == {"negative": 1, "positive": 2}
+        assert a["negative_share"] == pytest.approx(1 / 3)
+        assert a["most_negative_ids"] == ["a1"]
+        assert a["window_start"].endswith("00:01:40Z") and a["window_end"].endswith("00:01:50Z")
+        assert topic.sent[1][1]["skipped"] == 1 and topic.sent[1][1]["mean_score"] is None
+        await agg.handle(0, 6, _item("late", 101.0))  # its window has closed
+        assert agg.stats.late == 1
+        assert sorted(k for k in table if k.startswith("w|")) == ["w|0|a|110000"]
+    asyncio.run(scenario())
+
+
+def test_replayed_offsets_are_not_counted_twice() -> None:
+    async def scenario() -> None:
+        agg, topic, table = _agg()
+        await agg.handle(0, 0, _item("a1", 100.0))
+        await agg.handle(0, 1, _item("a2", 101.0))
+        restarted = WindowAggregator(config=agg.config, table=table, windows_topic=topic, metrics=WorkerMetrics())
+        await restarted.handle(0, 1, _item("a2", 101.0))   # redelivered after a restart
+        await restarted.handle(0, 2, _item("a3", 102.0))
+        await restarted.handle(0, 3, _item("z", 200.0))
+        assert [v["total"] for _, v in topic.sent] == [3]
+        assert restarted.stats.replayed == 1
+    asyncio.run(scenario())
+
+
+def test_spike_alert_against_trailing_windows() -> None:
+    async def scenario() -> None:
+        agg, topic, _ = _agg()
+        offset = 0
+        for start, labels in ((0, "pp"), (10, "pp"), (20, "nn")):
+            for i, letter in enumerate(labels):
+                label = "negative" if letter == "n" else "positive"
+                await agg.handle(0, offset, _item(f"e{offset}", start + i, label, 0.9))
+                offset += 1
+        await agg.handle(0, offset, _item("closer", 100.0))
+        alerts = [(v["alert"], v["baseline_negative_share"]) for _, v in topic.sent]
+        assert alerts == [(False, None), (False, 0.0), (True, 0.0)]
+    asyncio.run(scenario())
+
+
+def test_tick_flushes_an_idle_partition() -> None:
+    async def scenario() -> None:
+        agg, topic, table = _agg(idle_flush_s=0.05)
+        await agg.handle(1, 0, _item("a1", 100.0))
+        await agg.handle(1, 1, TICK)                # not idle yet
+        assert topic.sent == []
+        await asyncio.sleep(0.06)
+        assert agg.is_idle(1) and agg.open_windows(1)
+        await agg.handle(1, 2, TICK)
+        assert [v["total"] for _, v in topic.sent] == [1]
+        assert table["s|1"]["wm"] == 112.0          # a straggler of the flushed window is late now
+        await agg.handle(1, 3, _item("a2", 105.0))
+        assert agg.stats.late == 1 and len(topic.sent) == 1
+    asyncio.run(scenario())
