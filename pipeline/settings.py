@@ -265,8 +265,12 @@ class Settings(BaseSettings):
 
     @property
     def windows_route_topic(self) -> str:
-        """Internal topic re-keying enriched events by source, so each source's windows live in one partition."""
-        return f"{self.windows_topic}.by-source"
+        """Internal topic re-keying enriched events by source, so each source's windows live in one partition.
+
+        Scoped by consumer group like Faust's changelog topics: two deployments reading the same
+        output topic must not count each other's events.
+        """
+        return f"{self.consumer_group}-windows-by-source"
 
     @property
     def broker_urls(self) -> list[str]:

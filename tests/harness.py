@@ -26,6 +26,7 @@ def unique_settings(bootstrap: str, tmp_path: Path, **overrides: object) -> Sett
         dlq_topic=f"texts-{tag}.dlq",
         summaries_topic=f"texts-{tag}.summaries",
         summary_requests_topic=f"texts-{tag}.summarize",
+        windows_topic=f"texts-{tag}.windows",
         consumer_group=f"streamnlp-{tag}",
         topic_partitions=4,
         data_dir=tmp_path / "faust-data",
