@@ -1,0 +1,53 @@
+"""Wires the dashboard into a worker's Faust app: hub + broadcaster + feed task + views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from pipeline.dashboard.broadcast import Broadcaster
+from pipeline.dashboard.feed import DashboardFeed, FeedConfig
+from pipeline.dashboard.hub import Hub, HubConfig
+from pipeline.dashboard.views import register_views
+from pipeline.settings import Settings
+
+DASHBOARD_PATH = "/dashboard"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    hub: Hub
+    broadcaster: Broadcaster
+    feed: DashboardFeed
+
+
+def dashboard_url(settings: Settings, host: str | None = None) -> str:
+    """Where a browser on this machine opens the page (0.0.0.0 / :: binds are reached via loopback)."""
+    host = host or settings.web_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}{DASHBOARD_PATH}"
+
+
+def install_dashboard(app: faust.App, settings: Settings, registry: CollectorRegistry | None) -> Dashboard:
+    """Register the pages and the feed on `app` (call only when the web server is on)."""
+    hub = Hub(HubConfig(bucket_s=settings.dashboard_bucket_s, show_text=settings.dashboard_show_text))
+    broadcaster = Broadcaster()
+    feed = DashboardFeed(settings, FeedConfig.from_settings(settings), hub, broadcaster.publish, registry)
+
+    @app.task
+    async def dashboard_feed() -> None:
+        await feed.run()  # cancelled with the worker's other tasks on shutdown
+
+    @app.on_before_shutdown.connect
+    async def close_dashboard_streams(_app: faust.App, **_: object) -> None:
+        # Open event streams would otherwise hold the web server's graceful stop for its full timeout.
+        broadcaster.close()
+
+    token = settings.dashboard_token.get_secret_value() if settings.dashboard_token is not None else None
+    register_views(app, hub, broadcaster, token)
+    return Dashboard(hub, broadcaster, feed)
