@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import orjson
 
 from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
+from pipeline.dashboard.url import dashboard_url
 from pipeline.kafka_io import TopicFollower, ensure_topics, jsonl_records, produce
 from pipeline.processes import WorkerProcess
 from pipeline.settings import REPO_ROOT, Settings
@@ -191,6 +192,9 @@ def run_demo(settings: Settings, config: DemoConfig, say: Callable[[str], None] 
         worker_settings = demo_settings.model_copy(update={"web_port": free_port()})
         worker = WorkerProcess(worker_settings, worker_log).start()
         say(f"worker pid {worker.pid} started (logs: {worker_log})")
+        if worker_settings.dashboard_enabled:
+            token_hint = " (add ?token=<STREAMNLP_DASHBOARD_TOKEN>)" if worker_settings.dashboard_token else ""
+            say(f"live dashboard: {dashboard_url(worker_settings)}{token_hint} (while the demo runs)")
         try:
             tally = asyncio.run(_run(demo_settings, config, worker, say))
         except (TimeoutError, RuntimeError) as exc:

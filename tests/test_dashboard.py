@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from pipeline.dashboard.broadcast import Broadcaster
 from pipeline.dashboard.feed import DEFAULT_WINDOWS_TOPIC, FeedConfig, sample_metrics
 from pipeline.dashboard.hub import OTHER_SOURCE, Hub, HubConfig, StatsSample, signed_score
-from pipeline.dashboard.service import dashboard_url
+from pipeline.dashboard.url import dashboard_url
 from pipeline.dashboard.views import PAGE_PATH, authorized, page_html, sse_message
 from pipeline.metrics import WorkerMetrics
 from pipeline.settings import Settings

@@ -13,24 +13,12 @@ from pipeline.dashboard.hub import Hub, HubConfig
 from pipeline.dashboard.views import register_views
 from pipeline.settings import Settings
 
-DASHBOARD_PATH = "/dashboard"
-
 
 @dataclass(frozen=True)
 class Dashboard:
     hub: Hub
     broadcaster: Broadcaster
     feed: DashboardFeed
-
-
-def dashboard_url(settings: Settings, host: str | None = None) -> str:
-    """Where a browser on this machine opens the page (0.0.0.0 / :: binds are reached via loopback)."""
-    host = host or settings.web_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.web_port}{DASHBOARD_PATH}"
 
 
 def install_dashboard(app: faust.App, settings: Settings, registry: CollectorRegistry | None) -> Dashboard:
