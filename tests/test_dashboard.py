@@ -235,3 +235,11 @@ def test_dashboard_token_is_secret_and_empty_means_unset(monkeypatch) -> None:
     monkeypatch.setenv("STREAMNLP_DASHBOARD_TOKEN", "tok-123")
     settings = Settings()
     assert settings.dashboard_token.get_secret_value() == "tok-123" and "tok-123" not in repr(settings)
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
+                                                ("0.0.0.0", False), ("10.0.0.5", False), ("worker-1", False)])
+def test_loopback_binds(host, loopback) -> None:
+    from pipeline.dashboard.service import _loopback
+
+    assert _loopback(host) is loopback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import faust
@@ -11,7 +12,10 @@ from pipeline.dashboard.broadcast import Broadcaster
 from pipeline.dashboard.feed import DashboardFeed, FeedConfig
 from pipeline.dashboard.hub import Hub, HubConfig
 from pipeline.dashboard.views import register_views
+from pipeline.logs import get_logger
 from pipeline.settings import Settings
+
+log = get_logger("streamnlp.dashboard")
 
 
 @dataclass(frozen=True)
@@ -37,5 +41,16 @@ def install_dashboard(app: faust.App, settings: Settings, registry: CollectorReg
         broadcaster.close()
 
     token = settings.dashboard_token.get_secret_value() if settings.dashboard_token is not None else None
+    if token is None and not _loopback(settings.web_host):
+        # Not an error (a private network may be the intent), but nobody should find out by accident.
+        log.warning("dashboard_unauthenticated", web_host=settings.web_host, show_text=settings.dashboard_show_text,
+                    fix="set STREAMNLP_DASHBOARD_TOKEN, or STREAMNLP_DASHBOARD_ENABLED=false")
     register_views(app, hub, broadcaster, token)
     return Dashboard(hub, broadcaster, feed)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
