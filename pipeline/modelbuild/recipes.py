@@ -248,7 +248,9 @@ def _fine_tune(
     params: dict[str, Any],
     seed: int,
     progress: ProgressFn,
+    held_out: tuple[list[str], list[int]] | None = None,
 ) -> dict[str, Any]:
+    """Fine-tune; with `held_out`, record its fp32 accuracy after every epoch (how the epoch count was chosen)."""
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -311,9 +313,24 @@ def _fine_tune(
     optim = torch.optim.AdamW(groups, lr=params["learning_rate"])
     sched = get_linear_schedule_with_warmup(optim, int(total * params["warmup_ratio"]), total)
 
+    def held_out_accuracy() -> float:
+        texts, labels = held_out
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for start in range(0, len(texts), 128):
+                enc_h = tok(texts[start : start + 128], truncation=True, max_length=128, padding=True,
+                            return_tensors="pt")
+                out = model(**{k: enc_h[k] for k in keys})
+                logits = out if pooling == "mean" else out.logits
+                correct += int((logits.argmax(-1) == torch.tensor(labels[start : start + 128])).sum())
+        model.train()
+        return round(correct / max(len(texts), 1), 4)
+
     model.train()
     step = 0
     loss_ema = None
+    by_epoch: list[float] = []
     progress("train", 0, total)
     for _epoch in range(epochs):
         for batch_idx in _iter_batches(lengths, bs, rng):
@@ -329,8 +346,13 @@ def _fine_tune(
             step += 1
             loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
             progress("train", step, total)
+        if held_out is not None:
+            by_epoch.append(held_out_accuracy())
+            log.info("epoch %d: held-out fp32 accuracy %.4f", _epoch + 1, by_epoch[-1])
     model.eval()
     stats = {"steps": total, "final_loss_ema": round(float(loss_ema or 0.0), 4), "pooling": pooling}
+    if by_epoch:
+        stats["held_out_accuracy_by_epoch"] = by_epoch
     if pooling == "mean":
         # Not a transformers architecture: exported straight from the module (pooled_classifier.py).
         from pipeline.modelbuild.pooled_classifier import export_classifier_onnx
@@ -422,7 +444,8 @@ def build_sentiment_minilm(
         hf_dir = work / "hf"
         t_train = time.monotonic()
         train_stats = _fine_tune(
-            base_dir, hf_dir, [e.text for e in train], [e.label for e in train], params, seed, progress
+            base_dir, hf_dir, [e.text for e in train], [e.label for e in train], params, seed, progress,
+            held_out=([e.text for e in held], [e.label for e in held]),
         )
         train_seconds = time.monotonic() - t_train
 
