@@ -22,6 +22,7 @@ from pipeline.summarize.policy import SummaryPolicy
 from pipeline.summary_agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
 from pipeline.transport import StreamnlpApp
 from pipeline.window_agent import WindowAggregator, WindowRouter, window_agents_config
+from pipeline.window_state import PartitionedState, state_loader
 
 log = get_logger("streamnlp.app")
 
@@ -175,15 +176,14 @@ def create_app(
 def _wire_windows(
     app: faust.App, settings: Settings, output_topic: faust.TopicT, metrics: WorkerMetrics,
 ) -> WindowAggregator:
-    """Windowed sentiment (pipeline/window_agent.py): router, aggregator with its table, idle ticks."""
+    """Windowed sentiment (pipeline/window_agent.py): router, aggregator with its state, idle ticks."""
     route_topic = app.topic(settings.windows_route_topic, key_type=bytes, value_type=bytes, value_serializer="raw",
                             internal=True, partitions=settings.topic_partitions)
     windows_topic = app.topic(settings.windows_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
-    # key_type=str: keys JSON-encoded, so they come back from the changelog as the same str;
-    # the changelog has as many partitions as the route topic, which is what writes it.
-    table = app.Table("sentiment-windows", key_type=str, default=None, partitions=settings.topic_partitions,
-                      help="Open sentiment windows, watermarks and alert baselines per partition.")
-    aggregator = WindowAggregator(config=window_agents_config(settings), table=table, windows_topic=windows_topic,
+    # Not a Faust Table: see pipeline/window_state.py (tables re-seek every stream after recovery).
+    state_topic = app.topic(settings.windows_state_topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    state = PartitionedState(state_topic, state_loader(settings, settings.windows_state_topic))
+    aggregator = WindowAggregator(config=window_agents_config(settings), state=state, windows_topic=windows_topic,
                                   metrics=metrics)
     router = WindowRouter(route_topic, aggregator.stats)
 
@@ -194,6 +194,11 @@ def _wire_windows(
     @app.agent(route_topic, name="windows")
     async def windows_agg(stream: faust.StreamT) -> None:
         await aggregator.run(stream)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked_windows(_app: faust.App, revoked: set, **_: object) -> None:
+        # Another worker may own them next; it restores them from the state topic.
+        aggregator.revoke(tp.partition for tp in revoked if tp.topic == settings.windows_route_topic)
 
     if settings.window_idle_flush_s > 0:
         @app.timer(max(0.5, min(settings.window_idle_flush_s / 4, 10.0)))

@@ -273,6 +273,11 @@ class Settings(BaseSettings):
         return f"{self.consumer_group}-windows-by-source"
 
     @property
+    def windows_state_topic(self) -> str:
+        """Compacted topic holding the open windows (pipeline/window_state.py), scoped by consumer group."""
+        return f"{self.consumer_group}-windows-state"
+
+    @property
     def broker_urls(self) -> list[str]:
         return [f"kafka://{server}" for server in self.bootstrap_servers.split(",")]
 

@@ -6,32 +6,34 @@ Two agents:
   compact item (id, source, event time, label, score) keyed by source to an
   internal topic, so every event of a source lands in one partition;
 * the aggregator reads that topic one event at a time and keeps the open
-  windows in a Faust table with a changelog, so a restarted (or rebalanced)
-  worker restores them instead of losing half a window.
+  windows in a partitioned state store with a changelog topic
+  (pipeline/window_state.py), so a restarted (or rebalanced) worker restores
+  them instead of losing half a window.
 
-Why a plain table and not Faust's windowed tables (`Table.tumbling`): a
-windowed table closes windows on a wall-clock timer, runs `on_window_close`
+Not Faust tables: neither windowed nor plain ones. A windowed table
+(`Table.tumbling`) closes windows on a wall-clock timer, runs `on_window_close`
 outside any event (where a table cannot be modified, so the closed window stays
 in the changelog and comes back after a restart), and knows no grace period
-separate from expiry. Here a window is closed by *event time*: each partition
-keeps a watermark (the latest event time it has seen); a window closes once
-`end + grace <= watermark`, inside the processing of the event that moved the
-watermark, so deleting it is written to the changelog of the same partition.
-A partition that goes quiet would never close its last windows, so a timer
-sends a "tick" record into it after `idle_flush_s` without events; the tick is
-processed like an event and flushes the partition's open windows.
+separate from expiry; and any table makes Faust re-seek every stream after its
+recovery, which duplicates sentiment output at every start (window_state.py).
 
-Table keys (all written while processing a record of partition p, so each
-lives in changelog partition p):
+Windows close by *event time*: each partition keeps a watermark (the latest
+event time it has seen); a window closes once `end + grace <= watermark`. A
+partition that goes quiet would never close its last windows, so a timer sends
+a "tick" record into it after `idle_flush_s` without events; the tick is
+processed in order with the events and flushes the partition's open windows.
+
+State keys (p = partition of the route topic; each lives in state partition p):
   `w|<p>|<source>|<start ms>`  the window's accumulator (pipeline.windows.WindowAcc)
   `s|<p>`                      the partition's watermark and last applied offset
-  `h|<source>`                 the source's trailing negative shares (spike baseline)
+  `h|<p>|<source>`             the source's trailing negative shares (spike baseline)
 
-Delivery: at-least-once like the rest of the worker. Faust flushes the
-changelog before it commits offsets; records replayed after a crash are
-recognised by offset (each accumulator and each partition remember the last
-offset applied) and not counted twice. A crash between publishing a closed
-window and deleting it republishes that window.
+Delivery: at-least-once like the rest of the worker. State writes are flushed
+before input offsets are committed; records replayed after a crash are
+recognised by their origin (enriched partition and offset: each accumulator
+remembers the highest offset it counted per enriched partition) and not
+counted twice, even when the router re-publishes them. A crash between
+publishing a closed window and deleting it republishes that window.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, MutableMapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import faust
 import orjson
@@ -52,6 +54,7 @@ from pipeline.enrichment import Outgoing
 from pipeline.logs import get_logger
 from pipeline.metrics import WorkerMetrics
 from pipeline.settings import Settings
+from pipeline.window_state import PartitionedState
 from schemas.windows import SentimentWindow
 
 log = get_logger("streamnlp.windows")
@@ -73,6 +76,7 @@ class RouteItem(BaseModel):
     id: str
     source: str
     t: float                 # event time, epoch seconds
+    origin: tuple[int, int] = (0, -1)  # (partition, offset) on texts.enriched: replays are recognised by it
     label: str | None = None  # None: sentiment skipped (language gate)
     score: float | None = None
 
@@ -93,7 +97,7 @@ def event_time(obj: dict[str, Any], kafka_ts_s: float | None) -> float:
     return kafka_ts_s if kafka_ts_s is not None else time.time()
 
 
-def route_item(value: bytes | None, kafka_ts_s: float | None) -> RouteItem | None:
+def route_item(value: bytes | None, kafka_ts_s: float | None, origin: tuple[int, int] = (0, -1)) -> RouteItem | None:
     """An enriched event's window item; None for a record that is not an enriched event."""
     try:
         obj = orjson.loads(value or b"")
@@ -110,7 +114,7 @@ def route_item(value: bytes | None, kafka_ts_s: float | None) -> RouteItem | Non
         score = float(raw_score) if isinstance(raw_score, (int, float)) else 0.0
     return RouteItem(
         id=obj["id"], source=windows.source_key(source if isinstance(source, str) else None),
-        t=event_time(obj, kafka_ts_s), label=label, score=score,
+        t=event_time(obj, kafka_ts_s), label=label, score=score, origin=origin,
     )
 
 
@@ -130,7 +134,7 @@ class WindowStats:
 
 
 class WindowRouter:
-    """texts.enriched -> internal topic keyed by source (batches: it writes no table)."""
+    """texts.enriched -> internal topic keyed by source (in batches: it keeps no state)."""
 
     def __init__(self, route_topic: faust.TopicT, stats: WindowStats) -> None:
         self.route_topic = route_topic
@@ -142,7 +146,8 @@ class WindowRouter:
     async def process(self, events: Sequence[faust.EventT]) -> None:
         pending = []
         for event in events:
-            item = route_item(event.message.value, kafka_timestamp(event))
+            message = event.message
+            item = route_item(message.value, kafka_timestamp(event), (message.partition, message.offset))
             if item is None:
                 self.stats.unreadable += 1
                 continue
@@ -163,43 +168,44 @@ def _state_key(partition: int) -> str:
     return f"s|{partition}"
 
 
-def _history_key(source: str) -> str:
-    return f"h|{source}"
+def _history_key(partition: int, source: str) -> str:
+    return f"h|{partition}|{source}"
 
 
 @dataclass
 class WindowAggregator:
-    """Owns the window table: counts items, closes windows, publishes them."""
+    """Owns the window state: counts items, closes windows, publishes them."""
 
     config: WindowAgentConfig
-    table: MutableMapping[str, Any]
+    state: PartitionedState
     windows_topic: faust.TopicT
     metrics: WorkerMetrics
     stats: WindowStats = field(default_factory=WindowStats)
     # In memory only (rebuilt lazily after a restart): earliest end+grace of a partition's open
-    # windows, so most events skip the table scan; and when a partition last saw a real event.
+    # windows, so most events skip the scan; and when a partition last saw a real event.
     _next_due: dict[int, float] = field(default_factory=dict)
     _last_seen: dict[int, float] = field(default_factory=dict)
 
     async def run(self, stream: faust.StreamT) -> None:
-        # One event at a time: Faust refuses table writes inside take() batches.
+        # One event at a time: closing depends on the watermark after each event.
         async for event in stream.events():
             await self.handle(event.message.partition, event.message.offset, event.message.value)
 
     async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
-        state = self.table.get(_state_key(partition)) or {"wm": None, "offset": -1}
+        await self.state.ensure(partition)
+        state = self.state.get(_state_key(partition)) or {"wm": None, "offset": -1}
         if value == TICK:
             await self._idle_flush(partition, offset, state)
             return
         self._last_seen[partition] = time.monotonic()
         if offset <= state["offset"]:
-            self.stats.replayed += 1  # applied before a restart: the changelog already has it
+            self.stats.replayed += 1  # applied before a restart: the state already has it
             return
         try:
             item = RouteItem.model_validate_json(value or b"")
         except ValueError:
             self.stats.unreadable += 1
-            self.table[_state_key(partition)] = {**state, "offset": offset}
+            await self.state.set(_state_key(partition), {**state, "offset": offset})
             return
         watermark = state["wm"]
         if watermark is not None and windows.is_late(item.t, self.config.window, watermark):
@@ -207,33 +213,37 @@ class WindowAggregator:
             self.metrics.window_late_event()
             log.debug("window_late_event", source=item.source, event_time=item.t, watermark=watermark)
         else:
-            self._count(partition, offset, item)
+            await self._count(partition, item)
         new_watermark = item.t if watermark is None else max(watermark, item.t)
-        self.table[_state_key(partition)] = {"wm": new_watermark, "offset": offset}
+        await self.state.set(_state_key(partition), {"wm": new_watermark, "offset": offset})
         if watermark is None or new_watermark > watermark:
             await self._close_due(partition, new_watermark)
 
-    def _count(self, partition: int, offset: int, item: RouteItem) -> None:
+    async def _count(self, partition: int, item: RouteItem) -> None:
         size = self.config.window.size_s
         start = windows.window_start(item.t, size)
         key = _acc_key(partition, item.source, start)
-        acc = self.table.get(key)
+        acc = self.state.get(key)
         if acc is None:
             acc = windows.new_acc(item.source, start, size)
             if partition in self._next_due:
                 self._next_due[partition] = min(self._next_due[partition], acc["end"] + self.config.window.grace_s)
-        if offset <= acc["offset"]:
+        # The router handles an enriched partition in offset order, so within one window a
+        # replayed event has an origin offset at or below the highest one already counted.
+        origin_partition, origin_offset = item.origin
+        seen = acc.setdefault("origins", {})
+        if origin_offset <= seen.get(str(origin_partition), -1):
             self.stats.replayed += 1
             return
         windows.add_event(acc, event_id=item.id, label=item.label, score=item.score, event_time_s=item.t,
                           top_k=self.config.window.top_k)
-        acc["offset"] = offset
-        self.table[key] = acc  # reassigning is what writes the changelog
+        seen[str(origin_partition)] = origin_offset
+        await self.state.set(key, acc)
         self.stats.counted += 1
 
     def open_windows(self, partition: int) -> list[windows.WindowAcc]:
         prefix = _acc_prefix(partition)
-        return [acc for key, acc in list(self.table.items()) if key.startswith(prefix)]
+        return [acc for key, acc in self.state.items(partition) if key.startswith(prefix)]
 
     async def _close_due(self, partition: int, watermark: float) -> None:
         due = self._next_due.get(partition)
@@ -258,7 +268,7 @@ class WindowAggregator:
         # Events of the flushed windows that still turn up are late now, or they would reopen them.
         flushed_to = max(a["end"] + self.config.window.grace_s for a in open_accs)
         watermark = flushed_to if state["wm"] is None else max(state["wm"], flushed_to)
-        self.table[_state_key(partition)] = {"wm": watermark, "offset": max(offset, state["offset"])}
+        await self.state.set(_state_key(partition), {"wm": watermark, "offset": max(offset, state["offset"])})
         self._next_due[partition] = math.inf
         self.stats.idle_flushes += 1
         log.info("windows_idle_flush", partition=partition, windows=len(open_accs))
@@ -273,7 +283,7 @@ class WindowAggregator:
 
     async def _publish(self, partition: int, acc: windows.WindowAcc) -> None:
         source = acc["source"]
-        history = self.table.get(_history_key(source)) or []
+        history = self.state.get(_history_key(partition, source)) or []
         result, new_history = windows.close(acc, history, self.config.spike)
         window = SentimentWindow(
             source=source,
@@ -291,26 +301,36 @@ class WindowAggregator:
             worker=self.config.worker,
             closed_at=datetime.now(timezone.utc),
         )
-        # Published and acknowledged before the window leaves the table: a crash in between
+        # Published and acknowledged before the window leaves the state: a crash in between
         # republishes it (at-least-once) rather than losing it.
         await publish_all([(self.windows_topic, Outgoing(key=source.encode(), value=window, headers=()))])  # type: ignore[arg-type]
-        del self.table[_acc_key(partition, source, acc["start"])]
+        await self.state.delete(_acc_key(partition, source, acc["start"]))
         if new_history != history:
-            self.table[_history_key(source)] = new_history
+            await self.state.set(_history_key(partition, source), new_history)
         self.stats.closed += 1
         self.stats.alerts += int(window.alert)
         self.metrics.window_closed(window.alert)
         log.info("window_closed", source=source, window_start=window.window_start.isoformat(), total=window.total,
                  negative_share=window.negative_share, alert=window.alert)
 
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget partitions this worker no longer owns (their next owner restores them)."""
+        for partition in list(partitions):
+            self.state.revoke([partition])
+            self._next_due.pop(partition, None)
+            self._last_seen.pop(partition, None)
+
     async def send_ticks(self, assignment: Any, route_topic: faust.TopicT) -> None:
         """A tick into each assigned route partition that is idle with open windows (the timer's job).
 
-        A timer cannot modify the table (no current event), so it asks the agent to flush by
-        putting a record into the partition; the agent does the flush in that record's context.
+        The agent, not the timer, flushes: the tick is handled in order with the partition's
+        events, so a flush never interleaves with counting an event.
         """
         for tp in assignment:
-            if tp.topic == route_topic.get_topic_name() and self.is_idle(tp.partition) and self.open_windows(tp.partition):
+            if tp.topic != route_topic.get_topic_name() or not self.is_idle(tp.partition):
+                continue
+            await self.state.ensure(tp.partition)  # after a restart: windows restored but not yet seen
+            if self.open_windows(tp.partition):
                 await route_topic.send(key=None, value=TICK, partition=tp.partition, force=True)
 
 

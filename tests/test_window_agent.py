@@ -11,6 +11,7 @@ import pytest
 from pipeline import windows
 from pipeline.metrics import WorkerMetrics
 from pipeline.window_agent import TICK, RouteItem, WindowAgentConfig, WindowAggregator, route_item
+from pipeline.window_state import PartitionedState
 
 
 class FakeTopic:
@@ -24,15 +25,24 @@ class FakeTopic:
         return future
 
 
-def _agg(**config: Any) -> tuple[WindowAggregator, FakeTopic, dict]:
-    topic, table = FakeTopic(), {}
+async def _empty(partition: int) -> dict:
+    return {}
+
+
+def _agg(**config: Any) -> tuple[WindowAggregator, FakeTopic, PartitionedState]:
+    topic, table = FakeTopic(), PartitionedState(None, _empty)
     cfg = WindowAgentConfig(worker="w1", window=windows.WindowConfig(size_s=10.0, grace_s=2.0),
                             spike=windows.SpikeConfig(threshold=0.3, min_count=2, trailing=3), **config)
-    return WindowAggregator(config=cfg, table=table, windows_topic=topic, metrics=WorkerMetrics()), topic, table
+    return WindowAggregator(config=cfg, state=table, windows_topic=topic, metrics=WorkerMetrics()), topic, table
 
 
-def _item(event_id: str, t: float, label: str | None = "positive", score: float | None = 0.9, source: str = "a") -> bytes:
-    return RouteItem(id=event_id, source=source, t=t, label=label, score=score).model_dump_json().encode()
+_ORIGIN = iter(range(1_000_000))
+
+
+def _item(event_id: str, t: float, label: str | None = "positive", score: float | None = 0.9, source: str = "a",
+          origin: tuple[int, int] | None = None) -> bytes:
+    origin = origin if origin is not None else (0, next(_ORIGIN))
+    return RouteItem(id=event_id, source=source, t=t, label=label, score=score, origin=origin).model_dump_json().encode()
 
 
 def test_route_item_reads_enriched_events() -> None:
@@ -40,8 +50,8 @@ def test_route_item_reads_enriched_events() -> None:
                           "sentiment": {"label": "negative", "score": 0.8}})
     item = route_item(value, kafka_ts_s=5.0)
     assert item == RouteItem(id="e1", source="yelp", t=1714566600.0, label="negative", score=0.8)
-    skipped = route_item(orjson.dumps({"id": "e2", "sentiment": None}), kafka_ts_s=7.5)
-    assert skipped == RouteItem(id="e2", source="unknown", t=7.5, label=None, score=None)
+    skipped = route_item(orjson.dumps({"id": "e2", "sentiment": None}), kafka_ts_s=7.5, origin=(2, 9))
+    assert skipped == RouteItem(id="e2", source="unknown", t=7.5, label=None, score=None, origin=(2, 9))
     assert route_item(b"not json", 1.0) is None
     assert route_item(b"[1]", 1.0) is None
 
@@ -65,7 +75,7 @@ def test_windows_close_when_the_watermark_passes_end_plus_grace() -> None:
         assert topic.sent[1][1]["skipped"] == 1 and topic.sent[1][1]["mean_score"] is None
         await agg.handle(0, 6, _item("late", 101.0))  # its window has closed
         assert agg.stats.late == 1
-        assert sorted(k for k in table if k.startswith("w|")) == ["w|0|a|110000"]
+        assert sorted(k for k, _ in table.items(0) if k.startswith("w|")) == ["w|0|a|110000"]
     asyncio.run(scenario())
 
 
@@ -74,12 +84,14 @@ def test_replayed_offsets_are_not_counted_twice() -> None:
         agg, topic, table = _agg()
         await agg.handle(0, 0, _item("a1", 100.0))
         await agg.handle(0, 1, _item("a2", 101.0))
-        restarted = WindowAggregator(config=agg.config, table=table, windows_topic=topic, metrics=WorkerMetrics())
+        restarted = WindowAggregator(config=agg.config, state=table, windows_topic=topic, metrics=WorkerMetrics())
         await restarted.handle(0, 1, _item("a2", 101.0))   # redelivered after a restart
-        await restarted.handle(0, 2, _item("a3", 102.0))
-        await restarted.handle(0, 3, _item("z", 200.0))
-        assert [v["total"] for _, v in topic.sent] == [3]
-        assert restarted.stats.replayed == 1
+        await restarted.handle(0, 2, _item("a3", 102.0, origin=(3, 7)))
+        await restarted.handle(0, 3, _item("a3", 102.0, origin=(3, 7)))  # re-published by the router
+        await restarted.handle(0, 4, _item("a4", 103.0, origin=(3, 8)))
+        await restarted.handle(0, 5, _item("z", 200.0))
+        assert [v["total"] for _, v in topic.sent] == [4]
+        assert restarted.stats.replayed == 2
     asyncio.run(scenario())
 
 
@@ -108,7 +120,41 @@ def test_tick_flushes_an_idle_partition() -> None:
         assert agg.is_idle(1) and agg.open_windows(1)
         await agg.handle(1, 2, TICK)
         assert [v["total"] for _, v in topic.sent] == [1]
-        assert table["s|1"]["wm"] == 112.0          # a straggler of the flushed window is late now
+        assert table.get("s|1")["wm"] == 112.0          # a straggler of the flushed window is late now
         await agg.handle(1, 3, _item("a2", 105.0))
         assert agg.stats.late == 1 and len(topic.sent) == 1
+    asyncio.run(scenario())
+
+
+def test_state_restores_last_values_and_tombstones() -> None:
+    async def scenario() -> None:
+        writes: list[tuple[bytes, bytes | None, int]] = []
+
+        class StateTopic:
+            async def send(self, *, key: bytes, value: bytes | None, partition: int, **_: Any) -> None:
+                writes.append((key, value, partition))
+
+        async def replay(partition: int) -> dict:
+            state: dict = {}
+            for key, value, p in writes:
+                if p == partition:
+                    if value is None:
+                        state.pop(key.decode(), None)
+                    else:
+                        state[key.decode()] = orjson.loads(value)
+            return state
+
+        first = PartitionedState(StateTopic(), replay)  # type: ignore[arg-type]
+        await first.ensure(2)
+        await first.set("w|2|a|0", {"n": 1})
+        await first.set("w|2|a|0", {"n": 2})
+        await first.set("w|2|b|0", {"n": 5})
+        await first.delete("w|2|b|0")
+        assert {p for _, _, p in writes} == {2}
+        second = PartitionedState(StateTopic(), replay)  # type: ignore[arg-type]
+        assert not second.restored(2)
+        await second.ensure(2)
+        assert list(second.items(2)) == [("w|2|a|0", {"n": 2})]
+        second.revoke([2])
+        assert not second.restored(2) and second.get("w|2|a|0") is None
     asyncio.run(scenario())
