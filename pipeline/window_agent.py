@@ -25,7 +25,7 @@ processed in order with the events and flushes the partition's open windows.
 
 State keys (p = partition of the route topic; each lives in state partition p):
   `w|<p>|<source>|<start ms>`  the window's accumulator (pipeline.windows.WindowAcc)
-  `s|<p>`                      the partition's watermark and last applied offset
+  `s|<p>`                      the partition's watermark when it last closed windows
   `h|<p>|<source>`             the source's trailing negative shares (spike baseline)
 
 Delivery: at-least-once like the rest of the worker. State writes are flushed
@@ -76,7 +76,7 @@ class RouteItem(BaseModel):
     id: str
     source: str
     t: float                 # event time, epoch seconds
-    origin: tuple[int, int] = (0, -1)  # (partition, offset) on texts.enriched: replays are recognised by it
+    origin: tuple[int, int] | None = None  # (partition, offset) on texts.enriched: replays are recognised by it
     label: str | None = None  # None: sentiment skipped (language gate)
     score: float | None = None
 
@@ -97,7 +97,7 @@ def event_time(obj: dict[str, Any], kafka_ts_s: float | None) -> float:
     return kafka_ts_s if kafka_ts_s is not None else time.time()
 
 
-def route_item(value: bytes | None, kafka_ts_s: float | None, origin: tuple[int, int] = (0, -1)) -> RouteItem | None:
+def route_item(value: bytes | None, kafka_ts_s: float | None, origin: tuple[int, int] | None = None) -> RouteItem | None:
     """An enriched event's window item; None for a record that is not an enriched event."""
     try:
         obj = orjson.loads(value or b"")
@@ -185,39 +185,43 @@ class WindowAggregator:
     # windows, so most events skip the scan; and when a partition last saw a real event.
     _next_due: dict[int, float] = field(default_factory=dict)
     _last_seen: dict[int, float] = field(default_factory=dict)
+    # The watermark lives in memory and is saved only when it closes windows: that is when it
+    # matters after a restart (an event of a deleted window must count as late, not reopen it).
+    # A lower watermark after a restart only closes the open windows a little later.
+    _watermarks: dict[int, float | None] = field(default_factory=dict)
 
     async def run(self, stream: faust.StreamT) -> None:
         # One event at a time: closing depends on the watermark after each event.
         async for event in stream.events():
-            await self.handle(event.message.partition, event.message.offset, event.message.value)
+            await self.handle(event.message.partition, event.message.value)
 
-    async def handle(self, partition: int, offset: int, value: bytes | None) -> None:
+    async def handle(self, partition: int, value: bytes | None) -> None:
         await self.state.ensure(partition)
-        state = self.state.get(_state_key(partition)) or {"wm": None, "offset": -1}
         if value == TICK:
-            await self._idle_flush(partition, offset, state)
+            await self._idle_flush(partition)
             return
         self._last_seen[partition] = time.monotonic()
-        if offset <= state["offset"]:
-            self.stats.replayed += 1  # applied before a restart: the state already has it
-            return
         try:
             item = RouteItem.model_validate_json(value or b"")
         except ValueError:
             self.stats.unreadable += 1
-            await self.state.set(_state_key(partition), {**state, "offset": offset})
             return
-        watermark = state["wm"]
+        watermark = self._watermark(partition)
         if watermark is not None and windows.is_late(item.t, self.config.window, watermark):
             self.stats.late += 1
             self.metrics.window_late_event()
             log.debug("window_late_event", source=item.source, event_time=item.t, watermark=watermark)
         else:
             await self._count(partition, item)
-        new_watermark = item.t if watermark is None else max(watermark, item.t)
-        await self.state.set(_state_key(partition), {"wm": new_watermark, "offset": offset})
-        if watermark is None or new_watermark > watermark:
-            await self._close_due(partition, new_watermark)
+        if watermark is None or item.t > watermark:
+            self._watermarks[partition] = item.t
+            await self._close_due(partition, item.t)
+
+    def _watermark(self, partition: int) -> float | None:
+        if partition not in self._watermarks:
+            saved = self.state.get(_state_key(partition))
+            self._watermarks[partition] = None if saved is None else saved["wm"]
+        return self._watermarks[partition]
 
     async def _count(self, partition: int, item: RouteItem) -> None:
         size = self.config.window.size_s
@@ -230,14 +234,14 @@ class WindowAggregator:
                 self._next_due[partition] = min(self._next_due[partition], acc["end"] + self.config.window.grace_s)
         # The router handles an enriched partition in offset order, so within one window a
         # replayed event has an origin offset at or below the highest one already counted.
-        origin_partition, origin_offset = item.origin
-        seen = acc.setdefault("origins", {})
-        if origin_offset <= seen.get(str(origin_partition), -1):
-            self.stats.replayed += 1
-            return
+        if item.origin is not None:
+            origin_partition, origin_offset = str(item.origin[0]), item.origin[1]
+            if origin_offset <= acc["origins"].get(origin_partition, -1):
+                self.stats.replayed += 1
+                return
+            acc["origins"][origin_partition] = origin_offset
         windows.add_event(acc, event_id=item.id, label=item.label, score=item.score, event_time_s=item.t,
                           top_k=self.config.window.top_k)
-        seen[str(origin_partition)] = origin_offset
         await self.state.set(key, acc)
         self.stats.counted += 1
 
@@ -254,10 +258,12 @@ class WindowAggregator:
         closing = windows.closable(open_accs, grace, watermark)
         for acc in closing:
             await self._publish(partition, acc)
+        if closing:
+            await self.state.set(_state_key(partition), {"wm": watermark})
         remaining = [a["end"] + grace for a in open_accs if not windows.is_closed(a["end"], grace, watermark)]
         self._next_due[partition] = min(remaining) if remaining else math.inf
 
-    async def _idle_flush(self, partition: int, offset: int, state: dict[str, Any]) -> None:
+    async def _idle_flush(self, partition: int) -> None:
         if not self.is_idle(partition):
             return
         open_accs = sorted(self.open_windows(partition), key=lambda a: (a["start"], a["source"]))
@@ -267,8 +273,10 @@ class WindowAggregator:
             await self._publish(partition, acc)
         # Events of the flushed windows that still turn up are late now, or they would reopen them.
         flushed_to = max(a["end"] + self.config.window.grace_s for a in open_accs)
-        watermark = flushed_to if state["wm"] is None else max(state["wm"], flushed_to)
-        await self.state.set(_state_key(partition), {"wm": watermark, "offset": max(offset, state["offset"])})
+        current = self._watermark(partition)
+        watermark = flushed_to if current is None else max(current, flushed_to)
+        self._watermarks[partition] = watermark
+        await self.state.set(_state_key(partition), {"wm": watermark})
         self._next_due[partition] = math.inf
         self.stats.idle_flushes += 1
         log.info("windows_idle_flush", partition=partition, windows=len(open_accs))
@@ -319,6 +327,7 @@ class WindowAggregator:
             self.state.revoke([partition])
             self._next_due.pop(partition, None)
             self._last_seen.pop(partition, None)
+            self._watermarks.pop(partition, None)
 
     async def send_ticks(self, assignment: Any, route_topic: faust.TopicT) -> None:
         """A tick into each assigned route partition that is idle with open windows (the timer's job).

@@ -73,7 +73,7 @@ def new_acc(source: str, start: float, size_s: float) -> WindowAcc:
         "signed_sum": 0.0,     # sum of signed scores of the labelled events
         "negatives": [],       # [[signed score, id], ...] most negative first, at most top_k
         "max_event_time": start,
-        "offset": -1,          # last applied input offset (replays after a restart are skipped)
+        "origins": {},         # origin partition -> highest origin offset counted (replays are skipped)
     }
 
 

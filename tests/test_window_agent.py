@@ -36,12 +36,8 @@ def _agg(**config: Any) -> tuple[WindowAggregator, FakeTopic, PartitionedState]:
     return WindowAggregator(config=cfg, state=table, windows_topic=topic, metrics=WorkerMetrics()), topic, table
 
 
-_ORIGIN = iter(range(1_000_000))
-
-
 def _item(event_id: str, t: float, label: str | None = "positive", score: float | None = 0.9, source: str = "a",
           origin: tuple[int, int] | None = None) -> bytes:
-    origin = origin if origin is not None else (0, next(_ORIGIN))
     return RouteItem(id=event_id, source=source, t=t, label=label, score=score, origin=origin).model_dump_json().encode()
 
 
@@ -59,13 +55,13 @@ def test_route_item_reads_enriched_events() -> None:
 def test_windows_close_when_the_watermark_passes_end_plus_grace() -> None:
     async def scenario() -> None:
         agg, topic, table = _agg()
-        await agg.handle(0, 0, _item("a1", 100.0, "negative", 0.8))
-        await agg.handle(0, 1, _item("a2", 105.0))
-        await agg.handle(0, 2, _item("b1", 106.0, None, None, source="b"))
-        await agg.handle(0, 3, _item("a3", 111.0))     # window [110, 120) opens; [100,110) needs 112
+        await agg.handle(0, _item("a1", 100.0, "negative", 0.8))
+        await agg.handle(0, _item("a2", 105.0))
+        await agg.handle(0, _item("b1", 106.0, None, None, source="b"))
+        await agg.handle(0, _item("a3", 111.0))     # window [110, 120) opens; [100,110) needs 112
         assert topic.sent == []
-        await agg.handle(0, 4, _item("a4", 109.0))     # within grace: still counted
-        await agg.handle(0, 5, _item("a5", 112.0))     # watermark 112 closes [100, 110) of a and b
+        await agg.handle(0, _item("a4", 109.0))     # within grace: still counted
+        await agg.handle(0, _item("a5", 112.0))     # watermark 112 closes [100, 110) of a and b
         assert [(k, v["source"], v["total"]) for k, v in topic.sent] == [(b"a", "a", 3), (b"b", "b", 1)]
         a = topic.sent[0][1]
         assert a["counts"] == {"negative": 1, "positive": 2}
@@ -73,25 +69,25 @@ def test_windows_close_when_the_watermark_passes_end_plus_grace() -> None:
         assert a["most_negative_ids"] == ["a1"]
         assert a["window_start"].endswith("00:01:40Z") and a["window_end"].endswith("00:01:50Z")
         assert topic.sent[1][1]["skipped"] == 1 and topic.sent[1][1]["mean_score"] is None
-        await agg.handle(0, 6, _item("late", 101.0))  # its window has closed
+        await agg.handle(0, _item("late", 101.0))  # its window has closed
         assert agg.stats.late == 1
         assert sorted(k for k, _ in table.items(0) if k.startswith("w|")) == ["w|0|a|110000"]
     asyncio.run(scenario())
 
 
-def test_replayed_offsets_are_not_counted_twice() -> None:
+def test_replayed_events_are_not_counted_twice() -> None:
     async def scenario() -> None:
         agg, topic, table = _agg()
-        await agg.handle(0, 0, _item("a1", 100.0))
-        await agg.handle(0, 1, _item("a2", 101.0))
+        await agg.handle(0, _item("a1", 100.0, origin=(3, 5)))
+        await agg.handle(0, _item("a2", 101.0, origin=(3, 6)))
         restarted = WindowAggregator(config=agg.config, state=table, windows_topic=topic, metrics=WorkerMetrics())
-        await restarted.handle(0, 1, _item("a2", 101.0))   # redelivered after a restart
-        await restarted.handle(0, 2, _item("a3", 102.0, origin=(3, 7)))
-        await restarted.handle(0, 3, _item("a3", 102.0, origin=(3, 7)))  # re-published by the router
-        await restarted.handle(0, 4, _item("a4", 103.0, origin=(3, 8)))
-        await restarted.handle(0, 5, _item("z", 200.0))
-        assert [v["total"] for _, v in topic.sent] == [4]
-        assert restarted.stats.replayed == 2
+        await restarted.handle(0, _item("a2", 101.0, origin=(3, 6)))  # re-published by the router after a restart
+        await restarted.handle(0, _item("b1", 102.0, origin=(1, 6)))  # same offset, another enriched partition
+        await restarted.handle(0, _item("a3", 103.0, origin=(3, 7)))
+        await restarted.handle(0, _item("x", 104.0))                  # no origin: always counted
+        await restarted.handle(0, _item("z", 200.0, origin=(0, 0)))
+        assert [v["total"] for _, v in topic.sent] == [5]
+        assert restarted.stats.replayed == 1
     asyncio.run(scenario())
 
 
@@ -102,9 +98,9 @@ def test_spike_alert_against_trailing_windows() -> None:
         for start, labels in ((0, "pp"), (10, "pp"), (20, "nn")):
             for i, letter in enumerate(labels):
                 label = "negative" if letter == "n" else "positive"
-                await agg.handle(0, offset, _item(f"e{offset}", start + i, label, 0.9))
+                await agg.handle(0, _item(f"e{offset}", start + i, label, 0.9))
                 offset += 1
-        await agg.handle(0, offset, _item("closer", 100.0))
+        await agg.handle(0, _item("closer", 100.0))
         alerts = [(v["alert"], v["baseline_negative_share"]) for _, v in topic.sent]
         assert alerts == [(False, None), (False, 0.0), (True, 0.0)]
     asyncio.run(scenario())
@@ -113,15 +109,15 @@ def test_spike_alert_against_trailing_windows() -> None:
 def test_tick_flushes_an_idle_partition() -> None:
     async def scenario() -> None:
         agg, topic, table = _agg(idle_flush_s=0.05)
-        await agg.handle(1, 0, _item("a1", 100.0))
-        await agg.handle(1, 1, TICK)                # not idle yet
+        await agg.handle(1, _item("a1", 100.0))
+        await agg.handle(1, TICK)                # not idle yet
         assert topic.sent == []
         await asyncio.sleep(0.06)
         assert agg.is_idle(1) and agg.open_windows(1)
-        await agg.handle(1, 2, TICK)
+        await agg.handle(1, TICK)
         assert [v["total"] for _, v in topic.sent] == [1]
         assert table.get("s|1")["wm"] == 112.0          # a straggler of the flushed window is late now
-        await agg.handle(1, 3, _item("a2", 105.0))
+        await agg.handle(1, _item("a2", 105.0))
         assert agg.stats.late == 1 and len(topic.sent) == 1
     asyncio.run(scenario())
 
@@ -157,4 +153,16 @@ def test_state_restores_last_values_and_tombstones() -> None:
         assert list(second.items(2)) == [("w|2|a|0", {"n": 2})]
         second.revoke([2])
         assert not second.restored(2) and second.get("w|2|a|0") is None
+    asyncio.run(scenario())
+
+
+def test_after_a_restart_an_event_of_a_closed_window_is_late() -> None:
+    async def scenario() -> None:
+        agg, topic, table = _agg()
+        await agg.handle(0, _item("a1", 100.0))
+        await agg.handle(0, _item("a2", 113.0))     # closes [100, 110); the closing watermark is saved
+        restarted = WindowAggregator(config=agg.config, state=table, windows_topic=topic, metrics=WorkerMetrics())
+        await restarted.handle(0, _item("old", 101.0))
+        assert restarted.stats.late == 1 and restarted.stats.counted == 0
+        assert len(topic.sent) == 1
     asyncio.run(scenario())
