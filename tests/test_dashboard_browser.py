@@ -104,6 +104,7 @@ def test_dashboard_updates_live_in_headless_chromium(
     )
     base = f"http://127.0.0.1:{port}"
     asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics(settings, [settings.windows_topic]))
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         async def check_http() -> None:
@@ -148,6 +149,14 @@ def test_dashboard_updates_live_in_headless_chromium(
         wait.until(lambda d: "extractive" in d.find_element(By.CSS_SELECTOR, f'#events tr[data-id="{long_id}"]').text)
         wait.until(lambda d: _point_count(d) > points_before)
         assert browser.execute_script("return window.__marker;") == token, "the page was reloaded"
+
+        # An alerting window, written straight to the windows topic: the dashboard reads that topic by
+        # name, so this checks the page's alert path without waiting for a real spike to close a window.
+        alert = {"source": "support", "window_start": "2026-11-29T10:00:00Z", "window_end": "2026-11-29T10:01:00Z",
+                 "alert": True, "alert_reason": "negative share 0.80 is 0.55 above the trailing mean 0.25 (test)",
+                 "negative_share": 0.8, "mean_score": -0.6, "total": 20, "most_negative_ids": [first[0]["id"]]}
+        asyncio.run(produce(settings, settings.windows_topic, [OutRecord(key=b"support", value=orjson.dumps(alert))]))
+        wait.until(lambda d: "(test)" in d.find_element(By.ID, "alerts").text)
 
         # Throughput samples arrive every 2 s; wait for a drawn line before the screenshot.
         wait.until(lambda d: len((d.find_element(By.CSS_SELECTOR, '#throughput-chart polyline[data-series="enriched"]')
