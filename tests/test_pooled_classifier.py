@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 try:
     from fixtures_models import build_tiny_tokenizer
 except ImportError:  # pragma: no cover
@@ -27,14 +29,15 @@ def _tiny_bert(out_dir: Path) -> Path:
     return out_dir
 
 
-def test_masked_mean_ignores_padding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_padding_does_not_change_logits(tmp_path: Path, pooling: str) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from pipeline.modelbuild.pooled_classifier import build_mean_pooled_classifier
+    from pipeline.modelbuild.pooled_classifier import build_pooled_classifier
 
     base = _tiny_bert(tmp_path / "bert")
-    model = build_mean_pooled_classifier(base, num_labels=2).eval()
+    model = build_pooled_classifier(base, num_labels=2, pooling=pooling).eval()
     tok = AutoTokenizer.from_pretrained(str(base))
     alone = tok(["good"], return_tensors="pt")
     padded = tok(["good", "the plot is fine but the acting is bad"], padding=True, return_tensors="pt")
@@ -44,16 +47,17 @@ def test_masked_mean_ignores_padding(tmp_path: Path) -> None:
     assert torch.allclose(a[0], b[0], atol=1e-5), "padding must not change a text's logits"
 
 
-def test_export_matches_torch_and_loads_in_the_runtime(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_export_matches_torch_and_loads_in_the_runtime(tmp_path: Path, pooling: str) -> None:
     import numpy as np
     import torch
     from transformers import AutoTokenizer
 
     from pipeline.inference.sentiment import ClassifierConfig, SentimentClassifier
-    from pipeline.modelbuild.pooled_classifier import build_mean_pooled_classifier, export_classifier_onnx
+    from pipeline.modelbuild.pooled_classifier import build_pooled_classifier, export_classifier_onnx
 
     base = _tiny_bert(tmp_path / "bert")
-    model = build_mean_pooled_classifier(base, num_labels=2).eval()
+    model = build_pooled_classifier(base, num_labels=2, pooling=pooling).eval()
     with torch.no_grad():
         model.head.weight.mul_(20.0)  # confident enough that labels differ per text
     tok = AutoTokenizer.from_pretrained(str(base))
@@ -73,3 +77,29 @@ def test_export_matches_torch_and_loads_in_the_runtime(tmp_path: Path) -> None:
         expected = torch.softmax(model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]), -1).numpy()
     assert np.allclose(np.asarray(probs), expected, atol=1e-4)
 
+
+
+def test_weight_average_tracks_and_swaps_back() -> None:
+    import torch
+
+    from pipeline.modelbuild.recipes import _WeightAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    avg = _WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+    avg.update(model)  # 0.5 * 0 + 0.5 * 4
+    with avg.swapped_in(model):
+        assert torch.allclose(model.weight, torch.full((1, 2), 2.0))
+    assert torch.allclose(model.weight, torch.full((1, 2), 4.0)), "training weights are restored"
+    avg.copy_to(model)
+    assert torch.allclose(model.weight, torch.full((1, 2), 2.0))
+
+
+def test_unknown_pooling_is_a_clear_error(tmp_path: Path) -> None:
+    from pipeline.modelbuild.pooled_classifier import build_pooled_classifier
+
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        build_pooled_classifier(tmp_path, num_labels=2, pooling="max")

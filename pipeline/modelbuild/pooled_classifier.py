@@ -1,11 +1,12 @@
-"""Mean-pooled sequence classifier on a sentence-transformers encoder (build time only; imports torch lazily).
+"""Sequence classifier = encoder + pooling + linear head (build time only; imports torch lazily).
 
-Why not transformers' BertForSequenceClassification: it classifies from the [CLS] pooler, but
-all-MiniLM-L6-v2 was trained as a sentence-transformer with *mean* pooling over tokens, so its
-[CLS] vector and pooler carry little of what it learned. Mean pooling + a linear head, fine-tuned
-end to end, measured +1.5-2 points held-out accuracy over the CLS head (docs/models.md). The
-exported graph has the same contract as an optimum text-classification export
-(input_ids, attention_mask, token_type_ids -> logits), so the runtime loader does not change.
+`pooling="cls"` is BertForSequenceClassification's structure (tanh pooler over [CLS], dropout,
+linear); `pooling="mean"` is the masked mean over tokens that all-MiniLM-L6-v2 was trained with as a
+sentence-transformer. Both measured on the held-out split in docs/models.md (cls won by 0.4-0.5
+points at 3 epochs). One module for both so the recipe can train an exponential moving average
+of the weights and export exactly what it evaluated; the exported graph has the contract of an
+optimum text-classification export (input_ids, attention_mask, token_type_ids -> logits), so the
+runtime loader does not change.
 """
 
 from __future__ import annotations
@@ -16,19 +17,28 @@ from typing import Any, Sequence
 ONNX_OPSET = 17
 
 
-def build_mean_pooled_classifier(base_dir: Path, num_labels: int, dropout: float = 0.1) -> Any:
-    """An nn.Module: the encoder at `base_dir` (no pooler), masked mean over tokens, dropout, linear head."""
+POOLINGS = ("cls", "mean")
+
+
+def build_pooled_classifier(base_dir: Path, num_labels: int, pooling: str = "cls", dropout: float = 0.1) -> Any:
+    """An nn.Module: the encoder at `base_dir`, [CLS] pooler or masked token mean, dropout, linear head."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r} ({', '.join(POOLINGS)})")
     import torch
     from torch import nn
     from transformers import AutoModel
 
     from pipeline.modelbuild.weights import LOADER_KWARGS
 
-    class MeanPooledClassifier(nn.Module):
+    class PooledClassifier(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.encoder = AutoModel.from_pretrained(
-                str(base_dir), add_pooling_layer=False, use_safetensors=True, local_files_only=True, **LOADER_KWARGS
+                str(base_dir),
+                add_pooling_layer=pooling == "cls",
+                use_safetensors=True,
+                local_files_only=True,
+                **LOADER_KWARGS,
             )
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Linear(self.encoder.config.hidden_size, num_labels)
@@ -36,14 +46,15 @@ def build_mean_pooled_classifier(base_dir: Path, num_labels: int, dropout: float
         def forward(
             self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", token_type_ids: "torch.Tensor"
         ) -> "torch.Tensor":
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            if pooling == "cls":
+                pooled = out.pooler_output
+            else:
+                mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+                pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return self.head(self.dropout(pooled))
 
-    return MeanPooledClassifier()
+    return PooledClassifier()
 
 
 def export_classifier_onnx(model: Any, tokenizer: Any, onnx_path: Path, check_texts: Sequence[str]) -> float:
