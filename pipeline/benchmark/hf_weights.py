@@ -18,6 +18,18 @@ import numpy as np
 _LINEAR_NODE = re.compile(r"^/(?P<module>.+)/MatMul$")
 
 
+#: pipeline/modelbuild/pooled_classifier.py names its parts encoder/head; with pooling="cls" it is
+#: BertForSequenceClassification's structure under its bert/classifier names.
+_POOLED_TO_HF = (("encoder.", "bert."), ("head.", "classifier."))
+
+
+def _hf_name(name: str) -> str:
+    for ours, theirs in _POOLED_TO_HF:
+        if name.startswith(ours):
+            return theirs + name[len(ours):]
+    return name
+
+
 class WeightsError(RuntimeError):
     """The ONNX graph does not map back onto the model's PyTorch parameters."""
 
@@ -29,12 +41,12 @@ def onnx_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
 
     graph = onnx.load(str(onnx_path)).graph
     inits = {i.name: i for i in graph.initializer}
-    state = {name: numpy_helper.to_array(t) for name, t in inits.items() if not name.startswith("onnx::")}
+    state = {_hf_name(name): numpy_helper.to_array(t) for name, t in inits.items() if not name.startswith("onnx::")}
     for node in graph.node:
         match = _LINEAR_NODE.match(node.name)
         if node.op_type == "MatMul" and match and len(node.input) == 2 and node.input[1] in inits:
-            module = match.group("module").replace("/", ".")
-            state[f"{module}.weight"] = numpy_helper.to_array(inits[node.input[1]]).T.copy()
+            module = _hf_name(match.group("module").replace("/", ".") + ".")
+            state[f"{module}weight"] = numpy_helper.to_array(inits[node.input[1]]).T.copy()
     return state
 
 
@@ -45,6 +57,8 @@ def load_torch_classifier(model_dir: Path, threads: int) -> tuple[Any, Any]:
 
     torch.set_num_threads(threads)
     config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+    if getattr(config, "pooling", "cls") != "cls":
+        raise WeightsError(f"{model_dir} pools with {config.pooling!r}: no transformers class runs it; use --no-naive")
     model = AutoModelForSequenceClassification.from_config(config)
     state = {k: torch.from_numpy(np.array(v)) for k, v in onnx_state_dict(Path(model_dir) / "model.onnx").items()}
     expected = set(model.state_dict())
