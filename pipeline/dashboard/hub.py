@@ -17,8 +17,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from pipeline import windows
+
 OTHER_SOURCE = "other"
-NO_SOURCE = "unknown"  # the same name the window aggregates use for events without a source
 
 #: One message to every connected page: {"type": "event" | "summary" | "point" | "alert" | "stats", "data": {...}}
 Update = dict[str, Any]
@@ -63,10 +64,10 @@ class _Bucket:
 
 
 def signed_score(label: str | None, score: float | None) -> float | None:
-    """+p positive, -p negative, 0 other labels (the convention of the window aggregates)."""
+    """The window aggregates' signed score (pipeline.windows); None for an event without sentiment."""
     if label is None or score is None:
         return None
-    return score if label == "positive" else -score if label == "negative" else 0.0
+    return windows.signed_score(label, score)
 
 
 def _num(value: Any) -> float | None:
@@ -104,7 +105,7 @@ class Hub:
         label = _str(sentiment.get("label")) if sentiment else None
         score = _num(sentiment.get("score")) if sentiment else None
         language = event.get("language") if isinstance(event.get("language"), Mapping) else {}
-        source = _str(event.get("source")) or NO_SOURCE
+        source = windows.source_key(_str(event.get("source")))
         row: dict[str, Any] = {
             "id": event_id, "source": source, "at": timestamp_ms,
             "label": label, "score": None if score is None else round(score, 4),
@@ -157,7 +158,7 @@ class Hub:
             return []
         self.totals["alerts"] += 1
         alert = {
-            "source": _str(window.get("source")) or NO_SOURCE,
+            "source": windows.source_key(_str(window.get("source"))),
             "window_start": _str(window.get("window_start")), "window_end": _str(window.get("window_end")),
             "reason": _str(window.get("alert_reason")),
             "negative_share": _num(window.get("negative_share")), "mean_score": _num(window.get("mean_score")),
