@@ -22,8 +22,7 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-import contextlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterable, Iterator
 
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
@@ -246,15 +245,17 @@ def _iter_batches(lengths: list[int], batch_size: int, rng: random.Random) -> li
 
 def _fine_tune(
     base_dir: Path,
-    out_hf_dir: Path,
     train_texts: list[str],
     train_labels: list[int],
     params: dict[str, Any],
     seed: int,
     progress: ProgressFn,
     held_out: tuple[list[str], list[int]] | None = None,
-) -> dict[str, Any]:
-    """Fine-tune; with `held_out`, record its fp32 accuracy after every epoch (how the epoch count was chosen)."""
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Fine-tune; returns (model in eval mode, tokenizer, stats).
+
+    With `held_out`, its fp32 accuracy is recorded after every epoch (how the epoch count was chosen).
+    """
     import numpy as np
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -275,9 +276,8 @@ def _fine_tune(
         model = build_pooled_classifier(base_dir, num_labels=len(ID2LABEL), pooling=pooling)
     except ValueError as exc:
         raise ModelBuildError(str(exc)) from exc
-    encoder = model.encoder
     if params.get("freeze_word_embeddings"):
-        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     ema_decay = float(params.get("ema_decay") or 0.0)
     ema = _WeightAverage(model, ema_decay) if ema_decay else None
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=float(params.get("label_smoothing", 0.0)))
@@ -343,7 +343,7 @@ def _fine_tune(
             loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
             progress("train", step, total)
         if held_out is not None:
-            with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
+            with ema.swapped_in(model) if ema is not None else nullcontext():
                 by_epoch.append(held_out_accuracy())
             log.info("epoch %d: held-out fp32 accuracy %.4f", _epoch + 1, by_epoch[-1])
     model.eval()
@@ -352,21 +352,28 @@ def _fine_tune(
     stats = {"steps": total, "final_loss_ema": round(float(loss_ema or 0.0), 4), "pooling": pooling}
     if by_epoch:
         stats["held_out_accuracy_by_epoch"] = by_epoch
-    # Not a transformers architecture class: exported straight from the module, checked against torch.
+    return model, tok, stats
+
+
+def _export_trained(model: Any, tok: Any, export_dir: Path, pooling: str, check_texts: list[str]) -> float:
+    """model.onnx + tokenizer + config.json in `export_dir`; returns the torch-vs-ORT max logit difference.
+
+    Not a transformers architecture class, so exported straight from the module (pooled_classifier.py).
+    """
     from pipeline.modelbuild.pooled_classifier import export_classifier_onnx
 
-    out_hf_dir.mkdir(parents=True, exist_ok=True)
-    stats["export_max_logit_diff"] = export_classifier_onnx(model, tok, out_hf_dir / "model.onnx", train_texts[:16])
-    tok.save_pretrained(str(out_hf_dir))
-    config = encoder.config.to_dict()
+    export_dir.mkdir(parents=True, exist_ok=True)
+    diff = export_classifier_onnx(model, tok, export_dir / "model.onnx", check_texts)
+    tok.save_pretrained(str(export_dir))
+    config = model.encoder.config.to_dict()
     config.update(
         architectures=["PooledClassifier"],
         pooling=pooling,
         id2label={str(k): v for k, v in ID2LABEL.items()},
         label2id={v: k for k, v in ID2LABEL.items()},
     )
-    _write_json(out_hf_dir / "config.json", config)
-    return stats
+    _write_json(export_dir / "config.json", config)
+    return diff
 
 
 class _WeightAverage:
@@ -394,7 +401,7 @@ class _WeightAverage:
             for avg, p in zip(self.shadow, model.parameters()):
                 p.copy_(avg)
 
-    @contextlib.contextmanager
+    @contextmanager
     def swapped_in(self, model: Any) -> Iterator[None]:
         """The averaged weights in `model` for the duration (evaluation), the training weights after."""
         import torch
@@ -476,19 +483,22 @@ def build_sentiment_minilm(
 
     with staged_build(out_dir) as tmp:
         work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp))
-        hf_dir = work / "hf"
+        export_dir = work / "export"
         t_train = time.monotonic()
-        train_stats = _fine_tune(
-            base_dir, hf_dir, [e.text for e in train], [e.label for e in train], params, seed, progress,
+        train_texts = [e.text for e in train]
+        model, tok, train_stats = _fine_tune(
+            base_dir, train_texts, [e.label for e in train], params, seed, progress,
             held_out=([e.text for e in held], [e.label for e in held]),
         )
         train_seconds = time.monotonic() - t_train
 
         progress("export", 0, 2)
-        onnx_dir = hf_dir  # exported and checked against torch by _fine_tune
-        _finish_layout(onnx_dir, hf_dir)
+        train_stats["export_max_logit_diff"] = _export_trained(
+            model, tok, export_dir, train_stats["pooling"], train_texts[:16]
+        )
+        _finish_layout(export_dir, None)
         for name in ("model.onnx", "tokenizer.json", "config.json"):
-            shutil.copy2(onnx_dir / name, tmp / name)
+            shutil.copy2(export_dir / name, tmp / name)
         progress("export", 1, 2)
         qkind = quantize_dynamic_int8(tmp / "model.onnx", tmp / "model_int8.onnx", params["quantization"])
         progress("export", 2, 2)
