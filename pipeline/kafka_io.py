@@ -81,7 +81,13 @@ def _check_tls(context: ssl.SSLContext, sock: socket.socket, host: str, server: 
                           "check STREAMNLP_SECURITY_PROTOCOL and the port") from None
 
 
-async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None) -> None:
+async def ensure_topics(
+    settings: Settings, topics: Iterable[str] | None = None, topic_configs: dict[str, str] | None = None,
+) -> None:
+    """Create the missing ones of `topics` (default: the worker's) with the configured partitions and replication.
+
+    `topic_configs` apply to topics created here (e.g. {"cleanup.policy": "compact"}); existing topics are left as they are.
+    """
     if topics is None:
         topics = [settings.input_topic, settings.output_topic, settings.dlq_topic]
         if settings.summarizer_mode != "off":
@@ -97,7 +103,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] | None = None)
         if missing:
             try:
                 await admin.create_topics([
-                    NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
+                    NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
+                             topic_configs=dict(topic_configs or {}))
                     for name in missing
                 ])
             except TopicAlreadyExistsError:

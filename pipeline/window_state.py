@@ -27,10 +27,9 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
+from pipeline.kafka_io import ensure_topics
 from pipeline.logs import get_logger
 from pipeline.security import client_security
 from pipeline.settings import Settings
@@ -145,17 +144,5 @@ async def ensure_state_topic(settings: Settings, topic: str) -> None:
     """Create the compacted state topic once per process (it must exist before it is read)."""
     if (settings.bootstrap_servers, topic) in _created:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_security(settings))
-    try:
-        await admin.start()
-        if topic not in set(await admin.list_topics()):
-            try:
-                await admin.create_topics([NewTopic(
-                    topic, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
-                    topic_configs={"cleanup.policy": "compact"},
-                )])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+    await ensure_topics(settings, [topic], topic_configs={"cleanup.policy": "compact"})
     _created.add((settings.bootstrap_servers, topic))
