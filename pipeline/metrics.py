@@ -90,6 +90,9 @@ class WorkerMetrics:
         self._window_late = Counter(
             "window_late_events", "Enriched events whose window had already closed (not counted in any window).",
             namespace=ns, registry=r)
+        self._window_future = Counter(
+            "window_future_events", "Enriched events whose time was ahead of the wall clock by more than the tolerance "
+            "(counted in the window of their Kafka timestamp instead).", namespace=ns, registry=r)
         self._model = Info("model", "Loaded models.", ["role"], namespace=ns, registry=r)
         self._lag_labels: set[tuple[str, str]] = set()
 
@@ -151,6 +154,9 @@ class WorkerMetrics:
 
     def window_late_event(self, count: int = 1) -> None:
         self._window_late.inc(count)
+
+    def window_future_event(self, count: int = 1) -> None:
+        self._window_future.inc(count)
 
     # --- worker ---------------------------------------------------------------------------
     def model_loaded(self, role: ModelRole, *, name: str, version: str, precision: str) -> None:

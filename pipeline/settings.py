@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         default=120.0, ge=0, le=86_400,
         description="Close a partition's open windows after this many wall-clock seconds without new events (0 = only later events close windows).",
     )
+    window_future_tolerance_s: float = Field(
+        default=300.0, ge=0, le=86_400,
+        description="Event times further than this ahead of the wall clock are not trusted: the event counts in the window "
+        "of its Kafka timestamp and does not move the watermark past it (streamnlp_window_future_events_total).",
+    )
     window_alert_threshold: float = Field(
         default=0.3, ge=0.0, le=1.0,
         description="Alert when a window's negative share exceeds the trailing mean of the source's previous windows by more than this.",

@@ -23,6 +23,14 @@ partition that goes quiet would never close its last windows, so a timer sends
 a "tick" record into it after `idle_flush_s` without events; the tick is
 processed in order with the events and flushes the partition's open windows.
 
+Event times more than `future_tolerance_s` ahead of the aggregator's wall clock
+are not trusted (pipeline/windows.py `place_event`): such an event is counted
+in the window of its `texts.enriched` record's Kafka timestamp and counted in
+`streamnlp_window_future_events_total`. When a partition's state is loaded,
+a watermark above what this rule allows is clamped and windows from the
+future (both saved by a version without the rule) are merged into the window
+of the wall clock.
+
 State keys (p = partition of the route topic; each lives in state partition p):
   `w|<p>|<source>|<start ms>`  the window's accumulator (pipeline.windows.WindowAcc)
   `s|<p>`                      the partition's watermark when it last closed windows
@@ -42,7 +50,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import faust
 import orjson
@@ -68,6 +76,7 @@ class WindowAgentConfig:
     window: windows.WindowConfig = windows.WindowConfig()
     spike: windows.SpikeConfig = windows.SpikeConfig()
     idle_flush_s: float = 120.0   # 0 = never flush on idle
+    future_tolerance_s: float = windows.DEFAULT_FUTURE_TOLERANCE_S
 
 
 class RouteItem(BaseModel):
@@ -76,6 +85,7 @@ class RouteItem(BaseModel):
     id: str
     source: str
     t: float                 # event time, epoch seconds
+    kt: float | None = None  # Kafka timestamp of the texts.enriched record: the time of an event from the future
     origin: tuple[int, int] | None = None  # (partition, offset) on texts.enriched: replays are recognised by it
     label: str | None = None  # None: sentiment skipped (language gate)
     score: float | None = None
@@ -114,7 +124,7 @@ def route_item(value: bytes | None, kafka_ts_s: float | None, origin: tuple[int,
         score = float(raw_score) if isinstance(raw_score, (int, float)) else 0.0
     return RouteItem(
         id=obj["id"], source=windows.source_key(source if isinstance(source, str) else None),
-        t=event_time(obj, kafka_ts_s), label=label, score=score, origin=origin,
+        t=event_time(obj, kafka_ts_s), kt=kafka_ts_s, label=label, score=score, origin=origin,
     )
 
 
@@ -124,6 +134,7 @@ class WindowStats:
     unreadable: int = 0
     counted: int = 0
     late: int = 0
+    future: int = 0
     replayed: int = 0
     closed: int = 0
     alerts: int = 0
@@ -181,6 +192,8 @@ class WindowAggregator:
     windows_topic: faust.TopicT
     metrics: WorkerMetrics
     stats: WindowStats = field(default_factory=WindowStats)
+    clock: Callable[[], float] = time.time  # the wall clock event times are checked against
+    monotonic: Callable[[], float] = time.monotonic  # idle time
     # In memory only (rebuilt lazily after a restart): earliest end+grace of a partition's open
     # windows, so most events skip the scan; and when a partition last saw a real event.
     _next_due: dict[int, float] = field(default_factory=dict)
@@ -197,31 +210,68 @@ class WindowAggregator:
 
     async def handle(self, partition: int, value: bytes | None) -> None:
         await self.state.ensure(partition)
+        now = self.clock()
+        # Loaded before a tick too: a flush must not publish a window from the future.
+        watermark = await self._watermark(partition, now)
         if value == TICK:
-            await self._idle_flush(partition)
+            await self._idle_flush(partition, watermark)
             return
-        self._last_seen[partition] = time.monotonic()
+        self._last_seen[partition] = self.monotonic()
         try:
             item = RouteItem.model_validate_json(value or b"")
         except ValueError:
             self.stats.unreadable += 1
             return
-        watermark = self._watermark(partition)
-        if watermark is not None and windows.is_late(item.t, self.config.window, watermark):
+        t, future = windows.place_event(item.t, item.kt, now_s=now, tolerance_s=self.config.future_tolerance_s)
+        if future:
+            self.stats.future += 1
+            self.metrics.window_future_event()
+            log.debug("window_future_event", source=item.source, event_time=item.t, counted_at=t)
+            item = item.model_copy(update={"t": t})
+        if watermark is not None and windows.is_late(t, self.config.window, watermark):
             self.stats.late += 1
             self.metrics.window_late_event()
-            log.debug("window_late_event", source=item.source, event_time=item.t, watermark=watermark)
+            log.debug("window_late_event", source=item.source, event_time=t, watermark=watermark)
         else:
             await self._count(partition, item)
-        if watermark is None or item.t > watermark:
-            self._watermarks[partition] = item.t
-            await self._close_due(partition, item.t)
+        if watermark is None or t > watermark:
+            self._watermarks[partition] = t
+            await self._close_due(partition, t)
 
-    def _watermark(self, partition: int) -> float | None:
+    async def _watermark(self, partition: int, now: float) -> float | None:
         if partition not in self._watermarks:
-            saved = self.state.get(_state_key(partition))
-            self._watermarks[partition] = None if saved is None else saved["wm"]
+            self._watermarks[partition] = await self._load(partition, now)
         return self._watermarks[partition]
+
+    async def _load(self, partition: int, now: float) -> float | None:
+        """The partition's saved watermark, after undoing what events from the future did to its state."""
+        tolerance, config = self.config.future_tolerance_s, self.config.window
+        saved = self.state.get(_state_key(partition))
+        watermark = saved.get("wm") if isinstance(saved, dict) else None
+        if not isinstance(watermark, (int, float)):
+            watermark = None
+        if watermark is not None:
+            clamped = windows.clamp_watermark(watermark, config, now_s=now, tolerance_s=tolerance)
+            if clamped != watermark:
+                log.warning("window_watermark_clamped", partition=partition, saved=watermark, clamped_to=clamped)
+                watermark = clamped
+                await self.state.set(_state_key(partition), {"wm": watermark})
+        future = [a for a in self.open_windows(partition) if windows.is_future_window(a, now_s=now, tolerance_s=tolerance)]
+        if future:
+            start = windows.window_start(now, config.size_s)
+            for acc in future:
+                key = _acc_key(partition, acc["source"], start)
+                into = self.state.get(key) or windows.new_acc(acc["source"], start, config.size_s)
+                windows.merge(into, acc, config.top_k)
+                await self.state.set(key, into)
+                await self.state.delete(_acc_key(partition, acc["source"], acc["start"]))
+                moved = windows.scored_total(acc) + acc["skipped"]
+                self.stats.future += moved
+                self.metrics.window_future_event(moved)
+                log.warning("window_future_window_moved", partition=partition, source=acc["source"],
+                            window_start=acc["start"], events=moved, moved_to=start)
+            self._next_due.pop(partition, None)  # the merged windows may close earlier than the next due one
+        return watermark
 
     async def _count(self, partition: int, item: RouteItem) -> None:
         size = self.config.window.size_s
@@ -263,7 +313,7 @@ class WindowAggregator:
         remaining = [a["end"] + grace for a in open_accs if not windows.is_closed(a["end"], grace, watermark)]
         self._next_due[partition] = min(remaining) if remaining else math.inf
 
-    async def _idle_flush(self, partition: int) -> None:
+    async def _idle_flush(self, partition: int, current: float | None) -> None:
         if not self.is_idle(partition):
             return
         open_accs = sorted(self.open_windows(partition), key=lambda a: (a["start"], a["source"]))
@@ -273,7 +323,6 @@ class WindowAggregator:
             await self._publish(partition, acc)
         # Events of the flushed windows that still turn up are late now, or they would reopen them.
         flushed_to = max(a["end"] + self.config.window.grace_s for a in open_accs)
-        current = self._watermark(partition)
         watermark = flushed_to if current is None else max(current, flushed_to)
         self._watermarks[partition] = watermark
         await self.state.set(_state_key(partition), {"wm": watermark})
@@ -285,7 +334,7 @@ class WindowAggregator:
         """No real event in the partition for idle_flush_s (the clock starts when first asked)."""
         if self.config.idle_flush_s <= 0:
             return False
-        now = time.monotonic()
+        now = self.monotonic()
         last = self._last_seen.setdefault(partition, now)
         return now - last >= self.config.idle_flush_s
 
@@ -293,10 +342,11 @@ class WindowAggregator:
         source = acc["source"]
         history = self.state.get(_history_key(partition, source)) or []
         result, new_history = windows.close(acc, history, self.config.spike)
+        window_start, window_end = windows.window_bounds(acc)
         window = SentimentWindow(
             source=source,
-            window_start=datetime.fromtimestamp(result.start, timezone.utc),
-            window_end=datetime.fromtimestamp(result.end, timezone.utc),
+            window_start=window_start,
+            window_end=window_end,
             counts=result.counts,
             skipped=result.skipped,
             total=result.total,
@@ -350,4 +400,5 @@ def window_agents_config(settings: Settings) -> WindowAgentConfig:
         spike=windows.SpikeConfig(threshold=settings.window_alert_threshold, min_count=settings.window_alert_min_count,
                                   trailing=settings.window_trailing),
         idle_flush_s=settings.window_idle_flush_s,
+        future_tolerance_s=settings.window_future_tolerance_s,
     )

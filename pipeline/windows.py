@@ -8,18 +8,31 @@ Scores: an event's sentiment arrives as (label, probability of that label).
 The window's `mean_score` is the mean *signed* score: +p for "positive", -p for
 "negative", 0 for any other label, so -1 = confidently negative, +1 = confidently
 positive, and opposing events cancel out instead of averaging to "confident".
+
+Event times from the future: the watermark only moves forward, so one event
+stamped 2099 would make every later event late for good (and a window near
+year 9999 cannot even be published: its end is past `datetime.max`). An event
+time more than a tolerance ahead of the wall clock is therefore not trusted:
+the event is counted in the window of its Kafka record timestamp (the wall
+clock when that one is missing or in the future too) and moves the watermark
+only that far (`place_event`). The wall clock is always a parameter here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 UNKNOWN_SOURCE = "unknown"
 NEGATIVE = "negative"
 POSITIVE = "positive"
 DEFAULT_TOP_K = 5
+DEFAULT_FUTURE_TOLERANCE_S = 300.0
+#: Earlier event times are raised to this: one day (the largest window size setting) after
+#: datetime.min, so every window start is a datetime that can be published.
+EARLIEST_EVENT_TIME_S = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
 
 #: JSON-able accumulator; see `new_acc` for the keys.
 WindowAcc = dict[str, Any]
@@ -53,6 +66,51 @@ def source_key(source: str | None) -> str:
 def window_start(event_time_s: float, size_s: float) -> float:
     """Start of the tumbling window holding `event_time_s` (epoch-aligned: starts are multiples of size)."""
     return math.floor(event_time_s / size_s) * size_s
+
+
+def place_event(event_time_s: float, kafka_time_s: float | None, *, now_s: float, tolerance_s: float) -> tuple[float, bool]:
+    """The time an event is windowed by (and that moves the watermark), and whether its own time was in the future.
+
+    An event time more than `tolerance_s` ahead of `now_s` (or not a number) is replaced by the
+    record's Kafka timestamp, or by `now_s` when that one is missing or in the future too. Times
+    before `EARLIEST_EVENT_TIME_S` are raised to it (such an event is late in practice).
+    """
+    latest = now_s + tolerance_s
+    if event_time_s <= latest:  # False for NaN
+        return max(event_time_s, EARLIEST_EVENT_TIME_S), False
+    if kafka_time_s is not None and EARLIEST_EVENT_TIME_S <= kafka_time_s <= latest:
+        return kafka_time_s, True
+    return now_s, True
+
+
+def max_watermark(config: WindowConfig, *, now_s: float, tolerance_s: float) -> float:
+    """The highest watermark a partition can have at `now_s`.
+
+    Event times are capped at now + tolerance, and an idle flush raises the watermark to the
+    flushed windows' end + grace.
+    """
+    return window_start(now_s + tolerance_s, config.size_s) + config.size_s + config.grace_s
+
+
+def clamp_watermark(watermark: float, config: WindowConfig, *, now_s: float, tolerance_s: float) -> float:
+    """A loaded watermark, or `now_s` when it is higher than any this rule allows.
+
+    Such a watermark was saved by a version without the rule (or by a clock far ahead).
+    Clamped to the wall clock, not to `max_watermark`: that would still make the next
+    `tolerance_s` of events late. The windows closed before the bad event ended before now,
+    so none of them reopens.
+    """
+    return watermark if watermark <= max_watermark(config, now_s=now_s, tolerance_s=tolerance_s) else now_s
+
+
+def is_future_window(acc: WindowAcc, *, now_s: float, tolerance_s: float) -> bool:
+    """A window that only an event from the future can have opened (saved by a version without the cap)."""
+    return acc["start"] > now_s + tolerance_s
+
+
+def window_bounds(acc: WindowAcc) -> tuple[datetime, datetime]:
+    """The window's start and end as UTC datetimes (what SentimentWindow publishes)."""
+    return datetime.fromtimestamp(acc["start"], timezone.utc), datetime.fromtimestamp(acc["end"], timezone.utc)
 
 
 def signed_score(label: str, score: float) -> float:
@@ -94,6 +152,21 @@ def add_event(
         # Bounded: only the K most negative ids are kept (ties: the smaller id, for determinism).
         negatives.sort(key=lambda pair: (pair[0], pair[1]))
         del negatives[top_k:]
+
+
+def merge(into: WindowAcc, other: WindowAcc, top_k: int) -> None:
+    """Add `other`'s events to `into` (re-homing a future window's events into a current one)."""
+    for label, count in other["counts"].items():
+        into["counts"][label] = into["counts"].get(label, 0) + count
+    into["skipped"] += other["skipped"]
+    into["signed_sum"] += other["signed_sum"]
+    negatives = into["negatives"] + [list(pair) for pair in other["negatives"]]
+    negatives.sort(key=lambda pair: (pair[0], pair[1]))
+    into["negatives"] = negatives[:top_k]
+    # The other window's event times are the untrusted ones: they do not raise this one's.
+    for partition, offset in other["origins"].items():
+        # Later events of that origin partition have higher offsets than both windows' (offset order).
+        into["origins"][partition] = max(into["origins"].get(partition, -1), offset)
 
 
 def scored_total(acc: WindowAcc) -> int:

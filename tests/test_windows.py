@@ -102,3 +102,85 @@ def test_close_builds_result_and_history() -> None:
     small = _acc([("z", "negative", 0.9)])
     _, unchanged = w.close(small, history, spike)
     assert unchanged == history
+
+
+# --- event times from the future (a fixed wall clock: nothing here reads the real one) ---
+
+NOW = 1_800_000_000.0  # 2027-01-15
+YEAR_2099 = 4_070_908_800.0
+YEAR_9999_END = 253_402_300_770.0  # 9999-12-31T23:59:30Z: its 60 s window ends past datetime.max
+
+
+def test_an_event_time_within_the_tolerance_is_kept() -> None:
+    assert w.place_event(NOW + 300.0, NOW - 5, now_s=NOW, tolerance_s=300.0) == (NOW + 300.0, False)
+    assert w.place_event(NOW - 86_400.0, None, now_s=NOW, tolerance_s=0.0) == (NOW - 86_400.0, False)
+
+
+@pytest.mark.parametrize("future", [NOW + 300.5, YEAR_2099, YEAR_9999_END, 1e300, float("inf"), float("nan")])
+def test_a_future_event_time_is_replaced_by_the_kafka_timestamp(future: float) -> None:
+    assert w.place_event(future, NOW - 2.5, now_s=NOW, tolerance_s=300.0) == (NOW - 2.5, True)
+
+
+def test_a_future_kafka_timestamp_or_none_falls_back_to_the_wall_clock() -> None:
+    assert w.place_event(YEAR_2099, YEAR_2099, now_s=NOW, tolerance_s=300.0) == (NOW, True)
+    assert w.place_event(YEAR_2099, None, now_s=NOW, tolerance_s=300.0) == (NOW, True)
+
+
+def test_an_event_time_before_year_one_is_raised_to_a_publishable_one() -> None:
+    t, future = w.place_event(-1e20, NOW, now_s=NOW, tolerance_s=300.0)
+    assert (t, future) == (w.EARLIEST_EVENT_TIME_S, False)
+    acc = w.new_acc("a", w.window_start(t, 86_400.0), 86_400.0)
+    assert w.window_bounds(acc)[0].year == 1
+
+
+def test_a_year_9999_event_lands_in_a_window_that_can_be_published() -> None:
+    config = w.WindowConfig(size_s=60.0, grace_s=10.0)
+    # Without the rule the window [9999-12-31T23:59, +60 s) ends past datetime.max.
+    with pytest.raises((ValueError, OverflowError)):
+        w.window_bounds(w.new_acc("a", w.window_start(YEAR_9999_END, 60.0), 60.0))
+    t, future = w.place_event(YEAR_9999_END, NOW + 10.0, now_s=NOW, tolerance_s=300.0)
+    assert future and t == NOW + 10.0
+    start, end = w.window_bounds(w.new_acc("a", w.window_start(t, config.size_s), config.size_s))
+    assert (start.timestamp(), end.timestamp()) == (NOW, NOW + 60.0)
+
+
+def test_an_event_from_2099_does_not_make_later_events_late() -> None:
+    """Watermark = the largest *placed* event time: ordinary events after a 2099 one are counted."""
+    config = w.WindowConfig(size_s=60.0, grace_s=10.0)
+    watermark = None
+    for event_time, kafka_time in ((NOW - 30.0, NOW - 30.0), (YEAR_2099, NOW - 20.0), (NOW - 15.0, NOW - 15.0)):
+        t, _ = w.place_event(event_time, kafka_time, now_s=NOW, tolerance_s=300.0)
+        assert watermark is None or not w.is_late(t, config, watermark)
+        watermark = t if watermark is None else max(watermark, t)
+    assert watermark == NOW - 15.0
+
+
+def test_a_saved_watermark_from_the_future_is_clamped_to_the_wall_clock() -> None:
+    config = w.WindowConfig(size_s=60.0, grace_s=10.0)
+    # The highest this rule can save: an idle flush of the window holding now + tolerance.
+    ceiling = w.max_watermark(config, now_s=NOW, tolerance_s=300.0)
+    assert ceiling == w.window_start(NOW + 300.0, 60.0) + 70.0
+    assert w.clamp_watermark(ceiling, config, now_s=NOW, tolerance_s=300.0) == ceiling
+    assert w.clamp_watermark(NOW - 100.0, config, now_s=NOW, tolerance_s=300.0) == NOW - 100.0
+    for saved in (ceiling + 0.001, YEAR_2099 + 70.0, YEAR_9999_END, float("nan")):
+        assert w.clamp_watermark(saved, config, now_s=NOW, tolerance_s=300.0) == NOW
+    # Clamped to the clock, so the current window is open again.
+    assert not w.is_late(NOW - 1.0, config, w.clamp_watermark(YEAR_2099, config, now_s=NOW, tolerance_s=300.0))
+
+
+def test_future_windows_are_recognised_and_merged_into_a_current_one() -> None:
+    future = w.new_acc("a", w.window_start(YEAR_2099, 60.0), 60.0)
+    w.add_event(future, event_id="f1", label="negative", score=0.9, event_time_s=YEAR_2099, top_k=2)
+    w.add_event(future, event_id="f2", label=None, score=None, event_time_s=YEAR_2099, top_k=2)
+    future["origins"] = {"0": 40, "3": 7}
+    current = _acc([("c1", "negative", 0.8), ("c2", "negative", 0.95), ("c3", "positive", 0.5)], top_k=2)
+    current["origins"] = {"0": 41}
+    assert w.is_future_window(future, now_s=NOW, tolerance_s=300.0)
+    assert not w.is_future_window(current, now_s=NOW, tolerance_s=300.0)
+    w.merge(current, future, top_k=2)
+    assert current["counts"] == {"negative": 3, "positive": 1}
+    assert current["skipped"] == 1
+    assert current["signed_sum"] == pytest.approx(-0.8 - 0.95 + 0.5 - 0.9)
+    assert w.most_negative_ids(current) == ["c2", "f1"]
+    assert current["origins"] == {"0": 41, "3": 7}
+    assert current["max_event_time"] == 122.0  # the future window's times are not trusted
