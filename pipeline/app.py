@@ -68,6 +68,8 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The limit publish_all checks each record against before sending (pipeline/deadletter.py).
+        producer_max_request_size=settings.producer_max_request_bytes,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=settings.web_port != 0,
@@ -103,7 +105,9 @@ def create_app(
         enricher=BatchEnricher(EnricherConfig(
             worker=settings.worker_name,
             max_text_chars=settings.max_text_chars,
+            max_payload_bytes=settings.max_payload_bytes,
             dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+            max_record_bytes=settings.producer_max_request_bytes,
             summary_min_chars=settings.summary_min_chars,
             summaries_enabled=summaries_on,
         )),
@@ -130,6 +134,7 @@ def create_app(
                 backlog_max=settings.summary_backlog_max,
                 batch_time_budget_s=settings.summarizer_batch_time_budget_s,
                 dlq_payload_cap_bytes=settings.dlq_payload_cap_bytes,
+                max_record_bytes=settings.producer_max_request_bytes,
                 concurrency=settings.summarizer_concurrency,
             ),
             generator=summarizer,

@@ -22,24 +22,22 @@ Checks run cheapest-first and each failure has one precise
    ``invalid_field``
 
 Reasons say what is wrong and how to fix it, and never quote the text body.
+The dead-letter builder lives in :mod:`pipeline.deadletter` (re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from pipeline.deadletter import DEFAULT_PAYLOAD_CAP_BYTES, MAX_REASON_CHARS, InvalidEvent, make_dead_letter
 from schemas.events import (
     DEFAULT_MAX_TEXT_CHARS,
     MAX_ID_CHARS,
     MAX_TEXT_CHARS_CONTEXT_KEY,
-    DeadLetter,
     ErrorCode,
     TextEvent,
     json_type_name,
@@ -53,13 +51,10 @@ __all__ = [
     "make_dead_letter",
 ]
 
-#: Hard limit on the raw record value, checked before parsing (Kafka's default
-#: max.message.bytes is ~1 MiB; 20k chars of worst-case escaped JSON is ~120 KB).
-DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
-#: Dead letters embed the raw value byte-exact up to this size.
-DEFAULT_PAYLOAD_CAP_BYTES = 262_144
-#: Upper bound on ``DeadLetter.reason`` length.
-MAX_REASON_CHARS = 1000
+#: Hard limit on the raw record value, checked before parsing (STREAMNLP_MAX_PAYLOAD_BYTES; 20k
+#: chars of worst-case escaped JSON is ~120 KB). Below the producer's 1 MiB record limit by
+#: more than OUTPUT_HEADROOM_BYTES, so an accepted input's enriched output fits (settings check it).
+DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -82,23 +77,6 @@ _EXPECTED = {
     "list_type": "an array",
     "datetime_type": "an ISO-8601 string or a Unix epoch number",
 }
-
-
-class InvalidEvent(Exception):
-    """A record that cannot become a ``TextEvent`` (or failed later, e.g. inference).
-
-    ``code`` is the stable machine-readable reason, ``reason`` the human one,
-    ``event_id`` the event's id when it could be read.
-    """
-
-    def __init__(self, code: ErrorCode, reason: str, event_id: str | None = None) -> None:
-        super().__init__(f"{code.value}: {reason}")
-        self.code = ErrorCode(code)
-        self.reason = reason
-        self.event_id = event_id
-
-    def __repr__(self) -> str:
-        return f"InvalidEvent(code={self.code.value!r}, reason={self.reason!r}, event_id={self.event_id!r})"
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -223,76 +201,3 @@ def decode_text_event(
 
 def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _split_headers(headers: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, str]]:
-    text: dict[str, str] = {}
-    binary: dict[str, str] = {}
-    if not headers:
-        return text, binary
-    items = headers.items() if isinstance(headers, Mapping) else headers  # also accept [(k, v), ...]
-    for key, value in items:
-        if isinstance(key, bytes):
-            key = key.decode("utf-8", "replace")
-        if value is None:
-            value = b""
-        if isinstance(value, str):
-            text[key] = value
-            continue
-        value = bytes(value)
-        try:
-            text[key] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            binary[key] = _b64(value)
-    return text, binary
-
-
-def make_dead_letter(
-    raw: bytes | bytearray | memoryview | None,
-    error: InvalidEvent,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None = None,
-    headers: Mapping[str, bytes] | None = None,
-    worker: str,
-    payload_cap_bytes: int = DEFAULT_PAYLOAD_CAP_BYTES,
-    timestamp_ms: int | None = None,
-    failed_at: datetime | None = None,
-) -> DeadLetter:
-    """Build the ``texts.dlq`` record for a rejected value.
-
-    The raw value is embedded byte-exact (base64) when it is at most
-    ``payload_cap_bytes``; otherwise only its size, SHA-256 and first 1 KiB.
-    Header values that are not UTF-8 go to ``headers_b64``.
-    """
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")
-    data = b"" if raw is None else bytes(raw)
-    truncated = raw is not None and len(data) > payload_cap_bytes
-    text_headers, binary_headers = _split_headers(headers)
-    return DeadLetter(
-        error_code=error.code,
-        reason=_clip(error.reason),
-        event_id=error.event_id,
-        source_topic=topic,
-        source_partition=partition,
-        source_offset=offset,
-        source_timestamp_ms=timestamp_ms,
-        source_key_b64=None if key is None else _b64(bytes(key)),
-        headers=text_headers,
-        headers_b64=binary_headers,
-        failed_at=failed_at or datetime.now(UTC),
-        worker=worker,
-        payload_null=raw is None,
-        payload_b64=None if (raw is None or truncated) else _b64(data),
-        payload_truncated=truncated,
-        payload_size=len(data),
-        payload_sha256=hashlib.sha256(data).hexdigest(),
-        payload_head_b64=_b64(data[: DeadLetter.HEAD_BYTES]) if truncated else None,
-    )

@@ -12,27 +12,26 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
-from pipeline.decoding import InvalidEvent, decode_text_event, make_dead_letter
+from pipeline.deadletter import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_PAYLOAD_CAP_BYTES,
+    Outgoing,
+    RawRecord,
+    dead_letter_record,
+)
+from pipeline.decoding import DEFAULT_MAX_PAYLOAD_BYTES, InvalidEvent, decode_text_event
 from pipeline.language import GateDecision, LanguageGate
 from pipeline.logs import get_logger, mark_sensitive
-from schemas.events import DeadLetter, EnrichedEvent, ErrorCode, Language, Processing, Sentiment, TextEvent
+from schemas.events import EnrichedEvent, ErrorCode, Language, Processing, Sentiment, TextEvent
 from schemas.summaries import SummaryRequest
 
+# RawRecord, Outgoing and dead_letter_record live in pipeline.deadletter; re-exported for importers.
+__all__ = [
+    "BatchEnricher", "Classifier", "EnricherConfig", "Outgoing", "RawRecord", "Scored", "dead_letter_record",
+    "elapsed_ms", "score_texts",
+]
+
 log = get_logger("streamnlp.enrichment")
-#: How much of a rejected payload the `dead_lettered` debug line carries (when bodies may be logged).
-LOG_PAYLOAD_CHARS = 1024
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """What the enricher needs of a Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Prediction(Protocol):
@@ -78,18 +77,11 @@ def score_texts(classifier: Classifier, gate: LanguageGate | None, texts: Sequen
 class EnricherConfig:
     worker: str
     max_text_chars: int = 20_000
-    dlq_payload_cap_bytes: int = 262_144
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    dlq_payload_cap_bytes: int = DEFAULT_PAYLOAD_CAP_BYTES
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # the producer's limit: dead letters are fitted under it
     summary_min_chars: int = 400
     summaries_enabled: bool = False
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A record to publish: key, JSON value, headers copied from the input."""
-
-    key: bytes | None
-    value: EnrichedEvent | DeadLetter | SummaryRequest
-    headers: tuple[tuple[str, bytes], ...]
 
 
 @dataclass
@@ -113,7 +105,8 @@ class BatchEnricher:
         dead: list[Outgoing] = []
         for record in records:
             try:
-                event = decode_text_event(record.value, max_text_chars=self.config.max_text_chars)
+                event = decode_text_event(record.value, max_text_chars=self.config.max_text_chars,
+                                          max_payload_bytes=self.config.max_payload_bytes)
             except InvalidEvent as error:
                 dead.append(self.dead_letter(record, error))
             else:
@@ -125,7 +118,8 @@ class BatchEnricher:
 
     def dead_letter(self, record: RawRecord, error: InvalidEvent) -> Outgoing:
         return dead_letter_record(
-            record, error, worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes
+            record, error, worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+            max_record_bytes=self.config.max_record_bytes,
         )
 
     def package(
@@ -180,7 +174,8 @@ class BatchEnricher:
                 summary_status=self.summary_status(item.event),
                 processing=processing,
             )
-            out.append(Outgoing(key=item.event.id.encode(), value=enriched, headers=item.record.headers))
+            out.append(Outgoing(key=item.event.id.encode(), value=enriched, headers=item.record.headers,
+                                source=item.record))
         return out
 
     def wants_summary(self, event: TextEvent) -> bool:
@@ -202,6 +197,7 @@ class BatchEnricher:
                 value=SummaryRequest(id=item.event.id, text=item.event.text, source=item.event.source,
                                      lang=item.event.lang, requested_at=now),
                 headers=item.record.headers,
+                source=item.record,
             )
             for item in valid
             if self.wants_summary(item.event)
@@ -214,27 +210,6 @@ class BatchEnricher:
             event_id=item.event.id,
         )
         return self.dead_letter(item.record, error)
-
-
-def dead_letter_record(record: RawRecord, error: InvalidEvent, *, worker: str, payload_cap_bytes: int) -> Outgoing:
-    """The DLQ record for `record`: keyed by the event id when known, input headers kept."""
-    letter = make_dead_letter(
-        record.value,
-        error,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        headers=dict(record.headers),
-        worker=worker,
-        payload_cap_bytes=payload_cap_bytes,
-    )
-    key = error.event_id.encode() if error.event_id else record.key
-    # `payload` is a body key: logs show a placeholder unless STREAMNLP_LOG_TEXT_BODIES=true.
-    log.debug("dead_lettered", error_code=letter.error_code.value, event_id=letter.event_id, reason=letter.reason,
-              source=f"{record.topic}:{record.partition}:{record.offset}",
-              payload=None if record.value is None else _payload_text(record.value[: 4 * LOG_PAYLOAD_CHARS])[:LOG_PAYLOAD_CHARS])
-    return Outgoing(key=key, value=letter, headers=record.headers)
 
 
 def _payload_text(value: bytes | None) -> str:

@@ -16,6 +16,9 @@ from typing import Literal, Mapping
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.deadletter import DEFAULT_MAX_RECORD_BYTES, DEFAULT_PAYLOAD_CAP_BYTES, OUTPUT_HEADROOM_BYTES, letter_budget
+from pipeline.decoding import DEFAULT_MAX_PAYLOAD_BYTES
+
 ENV_PREFIX = "STREAMNLP_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_CACHE = REPO_ROOT / "models" / "cache"
@@ -193,7 +196,18 @@ class Settings(BaseSettings):
 
     # --- validation and dead letters -------------------------------------
     max_text_chars: int = Field(default=20_000, ge=1, description="Longer texts are dead-lettered as text_too_long.")
-    dlq_payload_cap_bytes: int = Field(default=262_144, ge=0, description="Raw payloads up to this size are kept byte-exact in dead letters.")
+    dlq_payload_cap_bytes: int = Field(
+        default=DEFAULT_PAYLOAD_CAP_BYTES, ge=0, description="Raw payloads up to this size are kept byte-exact in dead letters.",
+    )
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1,
+        description="Input record values larger than this are dead-lettered as payload_too_large without being parsed.",
+    )
+    producer_max_request_bytes: int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, ge=65_536,
+        description="Largest record the worker publishes (the producer's max_request_size); keep it at most the topics' "
+        "max.message.bytes. A record whose output is larger is dead-lettered as output_too_large.",
+    )
 
     # --- process -----------------------------------------------------------
     worker_name: str = Field(default_factory=_default_worker_name, description="Name stamped on outputs (processing.worker).")
@@ -239,6 +253,13 @@ class Settings(BaseSettings):
                   self.windows_topic]
         if len(set(topics)) != len(topics):
             raise ValueError(f"input, output, dead-letter, summaries, summary-request and windows topics must differ, got {topics}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_record_sizes(self) -> "Settings":
+        problem = record_size_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("sentiment_languages")
@@ -321,6 +342,27 @@ def transport_problem(settings: Settings) -> str | None:
     elif has_user or has_password:
         return (f"SASL credentials are set but STREAMNLP_SECURITY_PROTOCOL={protocol}; "
                 "set STREAMNLP_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)")
+    return None
+
+
+def record_size_problem(settings: Settings) -> str | None:
+    """Input cap, dead-letter payload cap and the producer's limit must fit together; a fix-it message if not.
+
+    An accepted input must leave room for what enrichment adds, and a dead letter with its
+    payload kept must fit (pipeline/deadletter.py), or records would be refused one by one.
+    """
+    limit = settings.producer_max_request_bytes
+    max_input = limit - OUTPUT_HEADROOM_BYTES
+    if settings.max_payload_bytes > max_input:
+        return (f"STREAMNLP_MAX_PAYLOAD_BYTES={settings.max_payload_bytes} leaves no room for the enriched output under "
+                f"STREAMNLP_PRODUCER_MAX_REQUEST_BYTES={limit} (enrichment needs {OUTPUT_HEADROOM_BYTES} bytes of "
+                f"headroom); set STREAMNLP_MAX_PAYLOAD_BYTES<={max_input} or raise STREAMNLP_PRODUCER_MAX_REQUEST_BYTES "
+                "(and the topics' max.message.bytes)")
+    if letter_budget(settings.dlq_payload_cap_bytes) > limit:
+        largest = (limit - letter_budget(0)) // 4 * 3
+        return (f"STREAMNLP_DLQ_PAYLOAD_CAP_BYTES={settings.dlq_payload_cap_bytes} makes dead letters (base64 payload plus "
+                f"{letter_budget(0)} bytes of fields) larger than STREAMNLP_PRODUCER_MAX_REQUEST_BYTES={limit}; "
+                f"set STREAMNLP_DLQ_PAYLOAD_CAP_BYTES<={largest}")
     return None
 
 

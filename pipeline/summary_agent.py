@@ -5,8 +5,10 @@ candidates with the small LLM (or skip the model when the backlog is over its
 bound, or in extractive mode), score each candidate's faithfulness against its
 source, publish the abstractive summary when it passes and the extractive one
 otherwise. A generation failure dead-letters the batch's requests (the events'
-sentiment was already published). Same at-least-once rules as the sentiment
-agent: offsets are committed only after every summary is acknowledged.
+sentiment was already published); so does a request with nothing to summarise
+(blank text) and one whose summary cannot be built or published: a request never
+fails its batch. Same at-least-once rules as the sentiment agent: offsets are
+committed only after every summary is acknowledged.
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import faust
 from pydantic import ValidationError
 
-from pipeline.agents import error_code, kafka_timestamp, publish_all, raw_record, run_batches
-from pipeline.decoding import InvalidEvent
-from pipeline.enrichment import Outgoing, dead_letter_record, elapsed_ms
+from pipeline.agents import DeadLetterRoute, error_code, kafka_timestamp, publish_all, raw_record, run_batches
+from pipeline.deadletter import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_PAYLOAD_CAP_BYTES,
+    InvalidEvent,
+    Outgoing,
+    dead_letter_record,
+)
+from pipeline.enrichment import elapsed_ms
 from pipeline.logs import get_logger, mark_sensitive
 from pipeline.metrics import WorkerMetrics
 from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
-from schemas.events import ErrorCode
+from schemas.events import ErrorCode, has_visible_char
 from schemas.summaries import (
     Faithfulness,
     SummaryEvent,
@@ -64,7 +72,8 @@ class SummaryAgentConfig:
     mode: SummarizerMode = "abstractive"
     backlog_max: int = 200
     batch_time_budget_s: float = 30.0
-    dlq_payload_cap_bytes: int = 262_144
+    dlq_payload_cap_bytes: int = DEFAULT_PAYLOAD_CAP_BYTES
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # the producer's limit
     concurrency: int = 1  # generation chunks run in parallel (executor threads)
 
 
@@ -115,6 +124,8 @@ class SummaryAgent:
         self.backlog = backlog
         self.stats = SummaryStats()
         self.metrics = metrics if metrics is not None else WorkerMetrics()
+        self.dead_letters = DeadLetterRoute(dlq_topic, worker=config.worker, payload_cap_bytes=config.dlq_payload_cap_bytes,
+                                            max_record_bytes=config.max_record_bytes)
 
     async def run(self, stream: faust.StreamT, *, max_batch: int, max_wait_s: float) -> None:
         await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
@@ -124,9 +135,19 @@ class SummaryAgent:
         dead: list[Outgoing] = []
         for event in events:
             try:
-                requests.append(_Request(event, SummaryRequest.model_validate_json(event.message.value or b"")))
+                request = SummaryRequest.model_validate_json(event.message.value or b"")
             except ValidationError as exc:
                 dead.append(self._dead_letter(event, ErrorCode.invalid_field, f"malformed summary request: {exc.errors()[0]['msg']}", None))
+                continue
+            if not has_visible_char(request.text):
+                # Nothing to summarise, and no summary to publish (SummaryEvent.summary is non-empty):
+                # the same rule as the input's empty_text check.
+                dead.append(self._dead_letter(
+                    event, ErrorCode.empty_text,
+                    "summary request text is empty or whitespace-only after cleaning (only spaces, control or "
+                    "zero-width characters); nothing to summarise. Send the text to summarise", request.id))
+                continue
+            requests.append(_Request(event, request))
         # Generation errors (tokenizer, ORT) may quote a prompt: this task's log lines never carry it.
         mark_sensitive(r.request.text for r in requests)
         self.stats.requests += len(requests)
@@ -151,14 +172,24 @@ class SummaryAgent:
                 self.metrics.inference(self.generator.info.name, generation_ms / 1000.0)  # type: ignore[union-attr]
             self.stats.generation_ms_total += generation_ms
 
-        summaries = [
-            self._summary_event(r.request, candidate, forced, batch_size=len(events), generation_ms=generation_ms)
-            for r, candidate in zip(requests, generated)
-        ]
-        await publish_all(
-            [(self.summaries_topic, Outgoing(key=s.id.encode(), value=s, headers=())) for s in summaries]
-            + [(self.dlq_topic, d) for d in dead]
-        )
+        outgoing: list[Outgoing] = []
+        for r, candidate in zip(requests, generated):
+            try:
+                summary = self._summary_event(r.request, candidate, forced, batch_size=len(events),
+                                              generation_ms=generation_ms)
+            except Exception as exc:  # noqa: BLE001 - one request's failure is its own, never the batch's
+                log.error("summary_build_failed", event_id=r.request.id, error=f"{type(exc).__name__}: {exc}",
+                          exc_info=exc)
+                dead.append(self._dead_letter(
+                    r.event, ErrorCode.summarization_error,
+                    f"building the summary failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "replay the request after fixing the summarizer", r.request.id))
+                continue
+            outgoing.append(Outgoing(key=summary.id.encode(), value=summary, headers=(), source=raw_record(r.event)))
+        published = await publish_all([(self.summaries_topic, o) for o in outgoing] + [(self.dlq_topic, d) for d in dead],
+                                      self.dead_letters)
+        summaries: list[SummaryEvent] = [o.value for o in published.kept(outgoing)]  # type: ignore[misc]
+        dead = dead + published.dead_letters
         self.metrics.dead_lettered("summary", (error_code(d) for d in dead))
         self.metrics.end_to_end("summary", (kafka_timestamp(event) for event in events))
         self.stats.dead_lettered += len(dead)
@@ -258,6 +289,7 @@ class SummaryAgent:
         return dead_letter_record(
             raw_record(event), InvalidEvent(code, reason, event_id),
             worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes,
+            max_record_bytes=self.config.max_record_bytes,
         )
 
 

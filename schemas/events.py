@@ -82,6 +82,7 @@ __all__ = [
     "to_json_bytes",
     "to_jsonable",
     "json_type_name",
+    "has_visible_char",
 ]
 
 # --------------------------------------------------------------------------- #
@@ -92,7 +93,8 @@ SCHEMA_VERSION = "1.0"
 TEXT_EVENT_SCHEMA_VERSION = SCHEMA_VERSION
 # 1.1 added summary_status; 1.2 added language and sentiment_skipped_reason (sentiment may be null)
 ENRICHED_EVENT_SCHEMA_VERSION = "1.2"
-DEAD_LETTER_SCHEMA_VERSION = SCHEMA_VERSION
+# 1.1 added output_too_large / output_rejected and headers_dropped / key_dropped
+DEAD_LETTER_SCHEMA_VERSION = "1.1"
 #: Input events must have this major schema version (or omit schema_version).
 SUPPORTED_INPUT_MAJOR = 1
 
@@ -150,7 +152,7 @@ def json_type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _has_visible_char(text: str) -> bool:
+def has_visible_char(text: str) -> bool:
     """True if ``text`` contains anything besides whitespace/control/format chars.
 
     ``"   "``, ``"\\n\\t"``, ``"\\u200b"`` (zero-width space) and ``"\\x00"`` all
@@ -279,7 +281,7 @@ class TextEvent(_EventCore):
                 "text has {length} characters, the limit is {limit}",
                 {"length": len(value), "limit": limit},
             )
-        if not _has_visible_char(value):
+        if not has_visible_char(value):
             raise PydanticCustomError("empty_text", "text is empty or whitespace-only")
         return value
 
@@ -425,6 +427,13 @@ class ErrorCode(str, enum.Enum):
     ``summarization_error``           generating this event's summary failed (the
                                       request from ``texts.summarize`` is dead-lettered;
                                       its sentiment was already published)
+    ``output_too_large``              the record's output (enriched event, summary or
+                                      summary request), serialized with its key and
+                                      headers, is over the producer's size limit, or
+                                      the broker refused it as too large
+    ``output_rejected``               the broker refused the record's output for another
+                                      reason of the record itself (e.g. a corrupt-record
+                                      error), even when sent alone
     ================================  ==================================================
 
     A missing Kafka key is *not* an error: keys are optional, ``id`` comes
@@ -445,6 +454,8 @@ class ErrorCode(str, enum.Enum):
     invalid_field = "invalid_field"
     inference_error = "inference_error"
     summarization_error = "summarization_error"
+    output_too_large = "output_too_large"
+    output_rejected = "output_rejected"
 
     def __str__(self) -> str:  # f"{code}" -> "invalid_json"
         return self.value
@@ -461,6 +472,12 @@ class DeadLetter(BaseModel):
 
     Headers: values that decode as UTF-8 are in ``headers``; other values are
     base64-encoded in ``headers_b64`` (a key appears in exactly one of them).
+
+    Size: a dead letter always fits under the producer's record limit. When the
+    record's headers would not fit, they are dropped (``headers_dropped``: both
+    maps empty and no Kafka headers on the letter); when even that is not enough
+    the payload keeps only its head and the key is dropped (``key_dropped``).
+    ``reason`` says what was dropped and how large it was.
     """
 
     model_config = ConfigDict(
@@ -501,6 +518,13 @@ class DeadLetter(BaseModel):
     payload_head_b64: Annotated[
         str | None, Field(description="First 1 KiB of the value, base64; only when truncated.")
     ] = None
+    headers_dropped: Annotated[
+        bool,
+        Field(description="The record's headers were too large for a dead letter: not kept here, nor as Kafka headers."),
+    ] = False
+    key_dropped: Annotated[
+        bool, Field(description="The record's key was too large for a dead letter: source_key_b64 is null.")
+    ] = False
 
 
 # --------------------------------------------------------------------------- #

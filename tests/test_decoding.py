@@ -280,6 +280,8 @@ def test_error_codes_are_stable():
         "invalid_field",
         "inference_error",
         "summarization_error",
+        "output_too_large",
+        "output_rejected",
     }
 
 
