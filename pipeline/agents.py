@@ -338,8 +338,8 @@ def _after_refusal(entry: _Entry, failure: _Failure, route: DeadLetterRoute | No
             return None  # nothing left to drop: a broker or topic problem, not this record's
         return _Entry(entry.topic, smallest_letter(item, route.max_record_bytes), alone=True, refused=entry.refused)
     code = ErrorCode.output_too_large if isinstance(refusal, _TOO_LARGE) else ErrorCode.output_rejected
-    reason = (f"the broker refused the {_describe(item)} for this record ({type(refusal).__name__}: "
-              f"{str(refusal)[:200]}) when sent alone, {item.size} bytes serialized; "
+    reason = (f"the {_describe(item)} for this record was refused ({type(refusal).__name__}: "
+              f"{str(refusal)[:200]}) when sent on its own, {item.size} bytes serialized; "
               + ("raise the topic's max.message.bytes or shrink the record" if code is ErrorCode.output_too_large
                  else "check the topic's configuration against this record"))
     letter_out = refused_output_letter(item, code, reason, worker=route.worker,

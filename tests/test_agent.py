@@ -109,5 +109,36 @@ async def test_publish_that_never_succeeds_exits_without_acking(monkeypatch: pyt
     assert exits == [70]
 
 
+async def test_an_output_over_the_record_limit_is_dead_lettered_and_the_batch_published() -> None:
+    # The input is small; its headers, copied to the output, are not: the output can never be published.
+    out, dlq = MemoryTopic(), MemoryTopic()
+    agent = SentimentAgent(
+        enricher=BatchEnricher(EnricherConfig(worker="test", max_record_bytes=65_536)),
+        classifier=PoisonAwareClassifier(), output_topic=out, dlq_topic=dlq,  # type: ignore[arg-type]
+        executor=ThreadPoolExecutor(max_workers=1),
+    )
+    events = _events(["fine", "big headers", "still fine"])
+    events[1].message.headers = [("blob", b"h" * 70_000)]
+    await agent.process(events)  # type: ignore[arg-type]
+    assert sorted(k for k, _, _ in out.records) == [b"e0", b"e2"]
+    (letter,) = [orjson.loads(v) for _, v, _ in dlq.records]
+    assert letter["error_code"] == "output_too_large" and letter["event_id"] == "e1"
+    assert "65536" in letter["reason"] and letter["headers_dropped"], "the letter itself fits: headers dropped"
+    assert dlq.records[0][2] == []
+    assert agent.stats.snapshot()["enriched"] == 2 and agent.stats.snapshot()["dead_lettered"] == 1
+
+
+async def test_the_input_cap_is_the_configured_one() -> None:
+    out, dlq = MemoryTopic(), MemoryTopic()
+    agent = SentimentAgent(
+        enricher=BatchEnricher(EnricherConfig(worker="test", max_payload_bytes=40)),
+        classifier=PoisonAwareClassifier(), output_topic=out, dlq_topic=dlq,  # type: ignore[arg-type]
+        executor=ThreadPoolExecutor(max_workers=1),
+    )
+    await agent.process(_events(["short", "a text long enough to pass the forty bytes"]))  # type: ignore[arg-type]
+    assert [k for k, _, _ in out.records] == [b"e0"]
+    assert orjson.loads(dlq.records[0][1])["error_code"] == "payload_too_large"
+
+
 async def _no_sleep(_: float) -> None:
     return None

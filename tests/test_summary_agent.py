@@ -167,3 +167,39 @@ async def test_concurrency_splits_the_batch_into_parallel_generations_and_isolat
     # the chunk with r2, r3 failed: only its requests are dead-lettered, r0 and r1 are published
     assert sorted(s["id"] for s in _published(out)) == ["r0", "r1"]
     assert sorted(d["event_id"] for d in _published(dlq)) == ["r2", "r3"]
+
+
+@pytest.mark.parametrize("mode", ["abstractive", "extractive"])
+async def test_a_request_blank_after_cleaning_is_dead_lettered_and_the_batch_goes_on(mode: str) -> None:
+    # Before: the extractive fallback of "   " is "", SummaryEvent refused it and the batch
+    # raised (exit 70, re-consumed, for ever); in abstractive mode the model was fed it too.
+    gen = ScriptedGenerator({BUS_SOURCE[:20]: "Metro Transit will launch three new bus routes on June 2."})
+    out, dlq = MemoryTopic(), MemoryTopic()
+    agent = _agent(gen if mode == "abstractive" else None, mode=mode, out=out, dlq=dlq)
+    await agent.process(_request_events([" \n\t " * 120, BUS_SOURCE, "\u200b\u2060\x00\ufeff" * 120]))  # type: ignore[arg-type]
+    assert [s["id"] for s in _published(out)] == ["r1"]
+    letters = _published(dlq)
+    assert sorted(letter["event_id"] for letter in letters) == ["r0", "r2"]
+    assert {letter["error_code"] for letter in letters} == {"empty_text"}
+    assert all(letter["source_topic"] == "texts.summarize" and "after cleaning" in letter["reason"] for letter in letters)
+    assert agent.stats.snapshot()["summary_dead_lettered"] == 2
+
+
+async def test_a_summary_that_cannot_be_built_dead_letters_only_its_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.summary_agent as summary_agent
+
+    real_decide = summary_agent.decide
+
+    def decide(source: str, *args: object, **kwargs: object) -> object:
+        if source.startswith("BOOM"):
+            raise ValueError("policy bug")
+        return real_decide(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(summary_agent, "decide", decide)
+    out, dlq = MemoryTopic(), MemoryTopic()
+    await _agent(None, mode="extractive", out=out, dlq=dlq).process(  # type: ignore[arg-type]
+        _request_events([BUS_SOURCE, "BOOM. " + BUS_SOURCE]))
+    assert [s["id"] for s in _published(out)] == ["r0"]
+    (letter,) = _published(dlq)
+    assert letter["event_id"] == "r1" and letter["error_code"] == "summarization_error"
+    assert "ValueError: policy bug" in letter["reason"]
