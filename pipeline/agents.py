@@ -187,7 +187,7 @@ def record_refusal(exc: BaseException) -> Exception | None:
         if isinstance(current, RECORD_REFUSALS):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return None
 
 
@@ -236,7 +236,7 @@ async def publish_all(
     queue: list[_Entry] = []
     for topic, item in pending:
         if dead_letters is not None and item.size > dead_letters.max_record_bytes:
-            queue.append(_too_large(item, dead_letters, result))
+            queue.append(_too_large(item, dead_letters))
         else:
             queue.append(_Entry(topic, item))
     failures = 0
@@ -302,7 +302,7 @@ async def _send(entry: _Entry) -> Awaitable[Any]:
     return await entry.topic.send(key=item.key, value=item.encoded, headers=list(item.headers), force=True)
 
 
-def _too_large(item: Outgoing, route: DeadLetterRoute, result: Published) -> _Entry:
+def _too_large(item: Outgoing, route: DeadLetterRoute) -> _Entry:
     """The dead letter replacing `item`, which is over the record limit (never sent)."""
     if isinstance(item.value, DeadLetter):  # a letter built elsewhere without the limit: fit it
         return _Entry(route.topic, fit_letter(item, route.max_record_bytes))
