@@ -111,3 +111,44 @@ def test_produce_from_stdin_then_tail_json(kafka_bootstrap: str) -> None:
     tailed = _run(["tail", "--json", "--max", "3"], {**env, "STREAMNLP_OUTPUT_TOPIC": topic}, timeout=60)
     assert tailed.returncode == 0, tailed.stderr
     assert sorted(tailed.stdout.splitlines()) == sorted(lines), "records arrive byte-exact"
+
+
+def test_version_names_the_installed_release() -> None:
+    from importlib.metadata import version
+
+    result = _run(["--version"], {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"streamnlp, version {version('streamnlp')}"
+
+
+def test_tail_lines_print_foreign_records_raw() -> None:
+    from pipeline.tail import tail_line
+
+    enriched = b'{"id": "e1", "text": "fine", "sentiment": {"label": "positive", "score": 0.9}}'
+    assert "positive 0.90  e1" in tail_line(enriched, dead_letter=False)
+    letter = b'{"error_code": "invalid_json", "reason": "cut short", "source_partition": 1, "source_offset": 4}'
+    assert "invalid_json: cut short" in tail_line(letter, dead_letter=True)
+    for raw in (b"{not json", b"[1, 2]", b'"text"', b'{"sentiment": "odd", "id": "x"}', b'{"sentiment": {"score": "x"}}'):
+        assert tail_line(raw, dead_letter=False) == raw.decode()
+    assert tail_line(b"caf\xe9", dead_letter=True) == "caf\ufffd"
+    assert tail_line(None, dead_letter=False) == ""
+
+
+@pytest.mark.integration
+def test_tail_prints_a_non_json_record_raw_and_keeps_following(kafka_bootstrap: str) -> None:
+    import uuid
+
+    topic = f"cli-tail-{uuid.uuid4().hex[:8]}"
+    lines = ['{"id": "t1", "text": "good", "sentiment": {"label": "positive", "score": 0.91}}', "plain text, not JSON",
+             "[1, 2, 3]", '{"id": "t4", "text": "last", "sentiment": {"label": "negative", "score": 0.8}}']
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    produced = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "-", "--topic", topic],
+                              input="\n".join(lines) + "\n", env={**_clean_env(), **env}, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    tailed = _run(["tail", "--max", "4"], {**env, "STREAMNLP_OUTPUT_TOPIC": topic}, timeout=60)
+    assert tailed.returncode == 0, tailed.stderr
+    assert "Traceback" not in tailed.stderr
+    out = tailed.stdout.splitlines()
+    assert "plain text, not JSON" in out and "[1, 2, 3]" in out, tailed.stdout
+    assert any("positive 0.91  t1" in line for line in out) and any("t4" in line for line in out), tailed.stdout

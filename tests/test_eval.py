@@ -142,3 +142,17 @@ def test_eval_of_an_unbuilt_model_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["eval", "--model", "distilbert-sst2", "--cache-dir", str(tmp_path),
                                        "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "distilbert-sst2 is not built" in result.stderr
+
+
+@pytest.mark.needs_model
+def test_eval_writes_report_files_only_where_out_says(
+    default_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [
+        "eval", "--task", "sentiment", "--model", "sentiment-minilm-rt", "--limit", "16", "--batch-size", "16",
+        "--json", "--cache-dir", str(default_model_dir.parent),
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["headline"]["model"] == "sentiment-minilm-rt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no --out: the report is printed, no file is written"
