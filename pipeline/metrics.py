@@ -14,7 +14,17 @@ from __future__ import annotations
 import time
 from typing import Iterable, Literal, Mapping
 
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 
 NAMESPACE = "streamnlp"
 
@@ -35,6 +45,10 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r, ns = self.registry, NAMESPACE
+        # The standard process_* (RSS, CPU, open fds) and python_gc_* families: the default registry
+        # has them, a private one must add them (memory alerts and the soak's RSS need no other exporter).
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
         self._events_in = Counter("events_in", "Records consumed from the input topic.", namespace=ns, registry=r)
         self._events_out = Counter(
             "events_enriched", "Enriched events published and acknowledged by the broker.", namespace=ns, registry=r)

@@ -107,6 +107,17 @@ def test_render_is_prometheus_text_format() -> None:
     assert {"streamnlp_events_in", "streamnlp_buffer_full", "streamnlp_model_info"} <= families.keys()
 
 
+def test_process_and_gc_collectors_are_in_each_workers_registry() -> None:
+    a, b = WorkerMetrics(), WorkerMetrics()  # two registries in one process: no duplicate-registration error
+    families = {f.name: f for f in text_string_to_metric_families(a.render()[0].decode())}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds",
+            "python_gc_objects_collected", "python_gc_collections"} <= families.keys()
+    rss = value(a, "process_resident_memory_bytes")
+    assert rss is not None and rss > 1_000_000
+    assert value(b, "process_start_time_seconds") == value(a, "process_start_time_seconds")
+    assert value(a, "python_gc_collections_total", generation="0") is not None
+
+
 # --- agents feed the metrics --------------------------------------------------------------
 
 async def test_sentiment_agent_counts_in_out_dead_letters_and_latency() -> None:

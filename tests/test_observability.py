@@ -80,6 +80,8 @@ async def test_health_readiness_and_metrics_of_a_running_worker(
             lag_partitions = {ls["partition"] for ls in m.labelsets("streamnlp_consumer_lag") if ls["topic"] == settings.input_topic}
             assert lag_partitions == {str(p) for p in range(settings.topic_partitions)}
             assert m.get("streamnlp_summary_backlog") is not None
+            assert m.get("process_resident_memory_bytes") > 100e6, "the worker's own process: models loaded"
+            assert m.get("python_gc_collections_total", generation="0") is not None
             assert (await get(session, f"{base}/healthz"))[0] == 200
     finally:
         assert worker.terminate() == 0, worker.log_tail()
