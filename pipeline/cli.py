@@ -228,11 +228,14 @@ def dlq_inspect(as_json: bool) -> None:
 @click.option("--until", type=_IsoTime(), help="Only dead letters that failed before this time.")
 @click.option("--id", "ids", multiple=True, help="Only this event id (repeatable; the record key when the id was unreadable).")
 @click.option("--all", "everything", is_flag=True, help="Replay every dead letter (required when no filter is given).")
+@click.option("--include-replays", is_flag=True,
+              help="Also replay letters that an earlier replay made (its record failed again); skipped by default, "
+                   "since their original letter is replayed too.")
 @click.option("--dry-run", is_flag=True, help="List what would be replayed; publish nothing.")
 @click.option("--topic", default=None, help="Publish to this topic instead of each letter's source topic.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 def dlq_replay(error_codes: tuple[str, ...], since: datetime | None, until: datetime | None, ids: tuple[str, ...],
-               everything: bool, dry_run: bool, topic: str | None, as_json: bool) -> None:
+               everything: bool, include_replays: bool, dry_run: bool, topic: str | None, as_json: bool) -> None:
     """Re-publish selected dead letters' raw records, byte-exact, to the topic they came from."""
     from pipeline.dlq import ReplayFilter, format_report, replay
     from pipeline.kafka_io import check_reachable
@@ -249,7 +252,8 @@ def dlq_replay(error_codes: tuple[str, ...], since: datetime | None, until: date
         check_reachable(settings)
     except ConfigError as exc:
         _fail(str(exc))
-    report = _run_kafka(replay(settings, selection, dry_run=dry_run, topic_override=topic, say=click.echo))
+    report = _run_kafka(replay(settings, selection, dry_run=dry_run, topic_override=topic,
+                               include_replays=include_replays, say=click.echo))
     click.echo(orjson.dumps(report.as_dict()).decode() if as_json else format_report(report))
     if not report.ok:
         sys.exit(1)

@@ -220,6 +220,7 @@ class Skip(str, Enum):
     payload_corrupt = "payload_corrupt"          # base64 or sha256 does not check out
     unknown_source_topic = "unknown_source_topic"  # not consumed by this deployment; pass --topic
     not_a_dead_letter = "not_a_dead_letter"
+    made_by_replay = "made_by_replay"            # a replayed record that failed again; its original letter is replayed
 
 
 SKIP_HELP = {
@@ -228,6 +229,8 @@ SKIP_HELP = {
     Skip.payload_corrupt: "the stored payload does not match its sha256: refusing to replay corrupted bytes",
     Skip.unknown_source_topic: "consumed from a topic this deployment does not read: pass --topic to choose one",
     Skip.not_a_dead_letter: "the record is not a DeadLetter",
+    Skip.made_by_replay: "a replay of another dead letter that failed again; that original letter is replayed "
+                         "instead (pass --include-replays to replay this one too, e.g. when the original is gone)",
 }
 
 
@@ -269,6 +272,24 @@ def plan(entry: DlqEntry, targets: dict[str, str], topic_override: str | None = 
     return ReplayItem(entry, topic, OutRecord(key=_original_key(letter), value=value, headers=tuple(headers)))
 
 
+def made_by_replay(letter: DeadLetter) -> bool:
+    """The dead-lettered record was itself re-published by `dlq replay` (it carries the replay marker)."""
+    return REPLAY_HEADER in letter.headers or REPLAY_HEADER in letter.headers_b64
+
+
+def replay_outcome(
+    entry: DlqEntry, targets: dict[str, str], topic_override: str | None = None, *, include_replays: bool = False,
+) -> ReplayItem | Skip:
+    """`plan`, except that letters a replay made are skipped unless `include_replays`.
+
+    Such a letter repeats one whose original is still on the topic: replaying both would send
+    the input twice, and each `replay --all` while the cause persists would double the copies.
+    """
+    if not include_replays and entry.letter is not None and made_by_replay(entry.letter):
+        return Skip.made_by_replay
+    return plan(entry, targets, topic_override)
+
+
 def replay_targets(settings: Settings) -> dict[str, str]:
     """Source topic -> replay topic: each letter goes back to the topic the worker consumed it from."""
     return {settings.input_topic: settings.input_topic, settings.summary_requests_topic: settings.summary_requests_topic}
@@ -301,9 +322,13 @@ async def replay(
     *,
     dry_run: bool = False,
     topic_override: str | None = None,
+    include_replays: bool = False,
     say: Callable[[str], None] = lambda line: None,
 ) -> ReplayReport:
-    """Select, plan and (unless `dry_run`) publish with acks=all. `say` gets one line per selected letter."""
+    """Select, plan and (unless `dry_run`) publish with acks=all. `say` gets one line per selected letter.
+
+    Letters that a replay made are skipped unless `include_replays` (see `replay_outcome`).
+    """
     report = ReplayReport(dry_run=dry_run)
     targets = replay_targets(settings)
     items: list[ReplayItem] = []
@@ -312,7 +337,7 @@ async def replay(
         if entry.letter is None or not selection.matches(entry.letter):
             continue
         report.selected += 1
-        outcome = plan(entry, targets, topic_override)
+        outcome = replay_outcome(entry, targets, topic_override, include_replays=include_replays)
         if isinstance(outcome, Skip):
             report.skipped[outcome.value] += 1
             say(f"skip    {entry.coordinates}  {entry.letter.error_code.value}  {entry.label}: {SKIP_HELP[outcome]}")

@@ -105,6 +105,19 @@ def test_plan_keeps_a_missing_key_missing_and_replaces_an_older_replay_marker() 
     assert [v for k, v in item.record.headers if k == REPLAY_HEADER] == [b"texts.dlq/2/9"]
 
 
+def test_letters_made_by_a_replay_are_skipped_unless_included() -> None:
+    """A replayed record that failed again is a second letter for the same input: replaying both would
+    send the input twice, and every `replay --all` would double the copies (a replay loop)."""
+    again = entry(letter(headers={REPLAY_HEADER: b"texts.dlq/0/1", "trace-id": b"t"}), offset=9)
+    original = entry(letter(), offset=1)
+    assert dlq.made_by_replay(again.letter) and not dlq.made_by_replay(original.letter)
+    assert dlq.replay_outcome(again, TARGETS) is Skip.made_by_replay
+    assert isinstance(dlq.replay_outcome(original, TARGETS), dlq.ReplayItem)
+    item = dlq.replay_outcome(again, TARGETS, include_replays=True)
+    assert isinstance(item, dlq.ReplayItem) and dict(item.record.headers)[REPLAY_HEADER] == b"texts.dlq/2/9"
+    assert "--include-replays" in dlq.SKIP_HELP[Skip.made_by_replay]
+
+
 def test_payloads_above_the_cap_are_refused() -> None:
     dead = letter(raw=b"x" * 100, cap=10)
     assert dead.payload_truncated and dead.payload_b64 is None

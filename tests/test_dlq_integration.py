@@ -105,6 +105,30 @@ async def test_inspect_then_replay_a_filtered_subset_byte_exact(kafka_bootstrap:
         assert list(record.headers) == [*headers, (REPLAY_HEADER, where[record.key].encode())]
 
 
+async def test_replay_all_skips_letters_a_replay_made_unless_included(kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = unique_settings(kafka_bootstrap, tmp_path, summarizer_mode="off")
+    await ensure_topics(settings)
+    raw = b'{"id": "loop-1", "text": "cut'
+    first = dead_letter_record(settings, ErrorCode.invalid_json, raw, at=T0, key=b"loop-1")
+    [meta] = await produce(settings, settings.dlq_topic, [first])
+    # What the worker writes when the replayed record fails again: the same raw bytes, the replay marker kept.
+    marker = f"{settings.dlq_topic}/{meta.partition}/{meta.offset}".encode()
+    again = dead_letter_record(settings, ErrorCode.invalid_json, raw, at=T0 + timedelta(minutes=5), key=b"loop-1",
+                               headers={REPLAY_HEADER: marker})
+    await produce(settings, settings.dlq_topic, [again])
+
+    replayed = cli(settings, "dlq", "replay", "--all")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "selected 2, replayed 1, skipped 1 (made_by_replay: 1)" in replayed.stdout, replayed.stdout
+    got = await read_all(settings, settings.input_topic)
+    assert [(r.key, r.value) for r in got] == [(b"loop-1", raw)], "the input once, not once per failed replay"
+    assert dict(got[0].headers)[REPLAY_HEADER] == marker, "replayed from the original letter"
+
+    both = cli(settings, "dlq", "replay", "--all", "--include-replays", "--json")
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert orjson.loads(both.stdout.splitlines()[-1])["replayed"] == 2
+
+
 @pytest.mark.needs_model
 async def test_replay_after_fixing_the_cause_gets_events_enriched(
     kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path
