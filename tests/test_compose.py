@@ -5,7 +5,12 @@ No Docker engine is needed: the files are parsed, not run.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,7 +110,56 @@ def test_worker_is_scalable(compose):
     assert "container_name" not in worker, "a fixed container_name prevents --scale worker=N"
     assert not worker.get("ports"), "published host ports collide when scaling workers"
     assert worker.get("build") == "." or (isinstance(worker.get("build"), dict) and worker["build"].get("context") == ".")
-    assert worker["command"] in (["streamnlp", "worker"], "streamnlp worker")
+
+
+def _entrypoint() -> list[str]:
+    from tests.test_dockerfile import parse_dockerfile
+
+    _, stages = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    by_name = {stage.name: stage for stage in stages}
+    stage = by_name["runtime-nomodels"]
+    while True:  # the nearest ENTRYPOINT up the FROM chain
+        if stage.args("ENTRYPOINT"):
+            return json.loads(stage.args("ENTRYPOINT")[-1])
+        stage = by_name[stage.base]
+
+
+def _argv(service: dict) -> list[str]:
+    """What the container runs: compose's `command` is appended to the image's ENTRYPOINT."""
+    command = service["command"]
+    return _entrypoint() + (command if isinstance(command, list) else shlex.split(command))
+
+
+def _assert_cli_accepts(argv: list[str]) -> None:
+    from pipeline.cli import main as cli_main
+
+    assert argv[0] == "streamnlp" and argv.count("streamnlp") == 1, f"{argv}: the entrypoint is already `streamnlp`"
+    name, *rest = argv[1:]
+    assert name in cli_main.commands, f"`{' '.join(argv)}`: no such command"
+    cli_main.commands[name].make_context(name, list(rest))  # raises click.UsageError on bad arguments
+
+
+@pytest.mark.parametrize("service", ["worker", "producer"])
+def test_service_command_is_a_cli_command_after_the_entrypoint(compose, service, monkeypatch):
+    # `command: ["streamnlp", "worker"]` ran `streamnlp streamnlp worker`: each file parsed fine on its own.
+    monkeypatch.chdir(ROOT)  # the producer's file argument is relative to the image's WORKDIR (/app = the repo)
+    argv = _argv(compose["services"][service])
+    _assert_cli_accepts(argv)
+    if service == "worker":
+        assert argv == ["streamnlp", "worker"]
+
+
+def test_documented_compose_run_commands_are_cli_commands(monkeypatch):
+    # `docker compose run --rm producer <args>` also appends <args> to the entrypoint.
+    monkeypatch.chdir(ROOT)
+    documented = []
+    for doc in (COMPOSE, ROOT / "README.md", ROOT / "deploy" / "README.md"):
+        for match in re.finditer(r"compose run --rm (\w+) ([^\n#`]*)", doc.read_text()):
+            documented.append((doc.name, match.group(1), shlex.split(match.group(2))))
+    assert documented, "the compose header documents `docker compose run --rm producer tail`"
+    for doc, service, args in documented:
+        assert service in {"producer", "worker"}, (doc, service)
+        _assert_cli_accepts(_entrypoint() + args)
 
 
 def test_models_are_mounted_read_only(compose):
@@ -130,11 +184,69 @@ def test_topic_init_creates_the_worker_topics(compose):
     assert compose["services"]["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
+def _worker_topics(settings: Settings) -> set[str]:
+    """Every topic setting, fields and derived names alike (a new one fails the test below until compose creates it)."""
+    names = [n for n in Settings.model_fields if n.endswith("_topic")]
+    names += [n for n, v in vars(Settings).items() if n.endswith("_topic") and isinstance(v, property)]
+    return {getattr(settings, n) for n in names}
+
+
+def test_topic_init_script_creates_every_topic_with_the_configured_layout(compose, tmp_path, monkeypatch):
+    # Run the job's script for real, with kafka-topics.sh replaced by a recorder (the Kafka image itself
+    # runs in tests/deploy/test_compose_run.py's stand-in, against a real broker).
+    topics = compose["services"]["topics"]
+    assert topics["entrypoint"] == ["/bin/bash", "-ec"]
+    script = topics["command"][0].replace("$$", "$")  # compose's escape for a literal $
+    calls = tmp_path / "calls"
+    recorder = tmp_path / "kafka-topics.sh"
+    recorder.write_text(f'#!/bin/bash\nprintf "%s\\0" "$@" >> {calls}\nprintf "\\n" >> {calls}\n')
+    recorder.chmod(recorder.stat().st_mode | stat.S_IXUSR)
+    env = {k: _default(v) for k, v in _env(topics).items()}
+    out = subprocess.run(["/bin/bash", "-ec", script.replace("/opt/kafka/bin/kafka-topics.sh", str(recorder))],
+                         env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    created: dict[str, list[str]] = {}
+    for line in calls.read_text().splitlines():
+        args = [a for a in line.split("\0") if a]
+        assert args[:2] == ["--bootstrap-server", env["KAFKA_BOOTSTRAP_SERVERS"]], args
+        if "--create" in args:
+            created[args[args.index("--topic") + 1]] = args
+    for key in [k for k in os.environ if k.startswith(SETTINGS_PREFIXES)]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    assert set(created) == _worker_topics(settings)
+    for name, args in created.items():
+        assert "--if-not-exists" in args
+        assert args[args.index("--partitions") + 1] == str(settings.topic_partitions), name
+        assert args[args.index("--replication-factor") + 1] == str(settings.topic_replication), name
+        configs = [args[i + 1] for i, a in enumerate(args) if a == "--config"]
+        assert configs == (["cleanup.policy=compact"] if name == settings.windows_state_topic else []), name
+
+
 def test_producer_sends_the_samples(compose):
     producer = compose["services"]["producer"]
-    command = producer["command"] if isinstance(producer["command"], list) else producer["command"].split()
+    command = _argv(producer)
     assert command[:2] == ["streamnlp", "produce"] and command[-1].endswith("samples/events.jsonl")
     assert (ROOT / "samples" / "events.jsonl").exists()
+
+
+def test_sample_counts_in_the_comments_are_the_files(compose):
+    # The split the worker itself makes: valid events are enriched, the rest dead-lettered.
+    from pipeline.decoding import InvalidEvent, decode_text_event
+    from pipeline.kafka_io import jsonl_records
+
+    records = list(jsonl_records((ROOT / "samples" / "events.jsonl").read_bytes().splitlines(keepends=True)))
+    valid = 0
+    for record in records:
+        try:
+            decode_text_event(record.value)
+            valid += 1
+        except InvalidEvent:
+            pass
+    stated = f"{len(records)} lines: {valid} events + {len(records) - valid} deliberately malformed"
+    assert stated in COMPOSE.read_text(), f"docker-compose.yml's producer comment should say ({stated} ones)"
 
 
 def test_env_example_uses_only_known_settings():
