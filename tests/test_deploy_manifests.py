@@ -5,6 +5,7 @@ No cluster is needed: the manifests are parsed, not applied.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -14,10 +15,13 @@ import pytest
 import yaml
 
 from pipeline.cli import main as cli_main
-from pipeline.settings import DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL, Settings, setting_env_names
+from pipeline.settings import (
+    DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL, ConfigError, Settings, load_settings, setting_env_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
+BENCH = json.loads((ROOT / "docs" / "bench.json").read_text())  # the reference run of docs/performance.md
 HEALTH_SOURCE = (ROOT / "pipeline" / "health.py").read_text()
 WEB_PORT = Settings.model_fields["web_port"].default
 SECRET_SETTINGS = {"STREAMNLP_SASL_USERNAME", "STREAMNLP_SASL_PASSWORD"}
@@ -165,13 +169,32 @@ def test_resources_match_the_benchmark(container, config):
         return float(number) * (1024 if unit == "Gi" else 1)
 
     resources = container["resources"]
-    measured_rss_mib = 601  # docs/performance.md: worker peak RSS with both default models
+    measured_rss_mib = BENCH["lanes"]["pipeline"]["peak_rss_mib"]  # worker peak RSS with both default models
     assert mib(resources["requests"]["memory"]) >= measured_rss_mib * 1.2
     assert mib(resources["limits"]["memory"]) >= mib(resources["requests"]["memory"])
     threads = int(config["STREAMNLP_INFERENCE_THREADS"]) + \
         int(config["STREAMNLP_SUMMARIZER_THREADS"]) * int(config.get("STREAMNLP_SUMMARIZER_CONCURRENCY", "1"))
     assert float(resources["requests"]["cpu"]) >= threads, "one core per ONNX thread the pod runs"
-    assert "601 MiB" in (K8S / "deployment.yaml").read_text(), "the sizing comment quotes the measurement"
+    assert f"{measured_rss_mib:.0f} MiB" in (K8S / "deployment.yaml").read_text(), "the sizing comment quotes the measurement"
+
+
+def test_sizing_comments_quote_the_current_benchmark(scaled_object):
+    # A new reference run (docs/bench.json) makes these comments stale: this test says which.
+    pipeline, scaling = BENCH["lanes"]["pipeline"], BENCH["scaling"]
+    per_pod = round(scaling["events_per_s"] / scaling["consumers"])  # one worker, 1 ONNX thread
+    def prose(name: str) -> str:  # comment lines joined into one line of words
+        return " ".join(word for word in (K8S / name).read_text().split() if word != "#")
+
+    deployment = prose("deployment.yaml")
+    for quoted in (f"{pipeline['peak_rss_mib']:.0f} MiB RSS", f"{pipeline['events_per_s']} events/s",
+                   f"about {per_pod} events/s", f"{scaling['events_per_s']} events/s together"):
+        assert quoted in deployment, f"deployment.yaml's sizing comment should say {quoted!r}"
+    cpu = re.search(r"(\d+\.\d+) CPU s per 1k", deployment)
+    assert cpu and abs(float(cpu.group(1)) - pipeline["cpu_s_per_1k"]) < 0.006, (cpu, pipeline["cpu_s_per_1k"])
+    keda = prose("keda-scaledobject.yaml")
+    assert f"about {per_pod} events/s" in keda and f"{scaling['events_per_s']} events/s together" in keda
+    threshold = int(scaled_object["spec"]["triggers"][0]["metadata"]["lagThreshold"])
+    assert 5 <= threshold / per_pod <= 20, "lagThreshold is about 10 s of one pod's work"
 
 
 def test_metrics_service(container):
@@ -192,6 +215,12 @@ def test_keda_scales_within_the_partitions_on_the_worker_group(scaled_object, co
     spec = scaled_object["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= int(config["STREAMNLP_TOPIC_PARTITIONS"])
+    # A rollout at KEDA's maximum adds maxSurge pods: each needs a partition to turn ready, or the
+    # rollout (maxUnavailable 0) waits for ever.
+    surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert isinstance(surge, int), "a percentage surge rounds up to a pod count; keep it a number"
+    assert spec["maxReplicaCount"] + surge <= int(config["STREAMNLP_TOPIC_PARTITIONS"]), \
+        "KEDA's maxReplicaCount + the Deployment's maxSurge exceed the partitions"
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "kafka"
     meta = trigger["metadata"]
@@ -209,3 +238,41 @@ def test_kustomization_lists_the_manifests():
     for manifest in K8S.glob("*.yaml"):
         document = yaml.safe_load(manifest.read_text())
         assert "namespace" not in document.get("metadata", {}), f"{manifest.name}: manifests stay namespace-agnostic"
+
+
+def _service_link_names(service: dict) -> set[str]:
+    """The variables Kubernetes injects into pods for a Service when service links are on (docker-links style)."""
+    prefix = service["metadata"]["name"].upper().replace("-", "_")
+    names = {f"{prefix}_SERVICE_HOST", f"{prefix}_SERVICE_PORT", f"{prefix}_PORT"}
+    for port in service["spec"]["ports"]:
+        protocol = port.get("protocol", "TCP")
+        base = f"{prefix}_PORT_{port['port']}_{protocol}"
+        names |= {base, f"{base}_PROTO", f"{base}_PORT", f"{base}_ADDR"}
+        if port.get("name"):
+            names.add(f"{prefix}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}")
+    return names
+
+
+def test_service_links_cannot_stop_the_worker(deployment, config, monkeypatch):
+    # Every Service in the namespace becomes environment variables in the pod unless enableServiceLinks is
+    # false; a Service named streamnlp-* yields STREAMNLP_* names the strict settings refuse.
+    pod = deployment["spec"]["template"]["spec"]
+    if pod.get("enableServiceLinks") is False:
+        return
+    services = [yaml.safe_load(path.read_text()) for path in K8S.glob("*.yaml")]
+    injected = set().union(*(_service_link_names(s) for s in services if s and s.get("kind") == "Service"))
+    for key in list(os.environ):
+        if key.startswith(("STREAMNLP_", "KAFKA_")):
+            monkeypatch.delenv(key)
+    for key, value in {**config, **{name: "10.0.0.1" for name in injected}}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        load_settings()
+    except ConfigError as exc:
+        pytest.fail(f"with service links on, the pod's environment stops the worker: {exc}; "
+                    "set enableServiceLinks: false in deployment.yaml")
+
+
+def test_service_links_are_off(deployment):
+    # Any Service named streamnlp-* added to the namespace later (by anyone) would do the same.
+    assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
