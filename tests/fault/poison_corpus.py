@@ -4,6 +4,10 @@
 must produce. Big payloads are generated (`_big_text`) instead of committed.
 Every case has its own Kafka key so its dead letter can be traced back to it;
 the few that test keys themselves say so.
+
+`partition_blockers()` are records whose *output* cannot be published, each sent to
+one partition followed by ordinary records: before issue 12 such a record failed its
+batch for ever (exit 70, restart, same batch) and the records behind it never came out.
 """
 
 from __future__ import annotations
@@ -153,7 +157,50 @@ def cases() -> list[PoisonCase]:
         C("many-metadata-keys", _event("p-ok-meta", "fine", metadata={f"k{i}": i for i in range(1000)}), ENRICHED,
           "1,000 metadata keys"),
         C("id-128-chars", _event("i" * 128, "fine"), ENRICHED, "id at the limit"),
+        # --- issue 12: the incident's record (a short text, a large metadata object) --------
+        C("metadata-1040079-bytes", _issue_12_record(), E.payload_too_large,
+          "1,040,079 bytes: over the input cap, which now leaves room for the output under the producer's limit"),
     ]
+
+
+def _issue_12_record() -> bytes:
+    """Like the incident's input: a short text and a metadata object, 1,040,079 bytes in all."""
+    head = _event("p-issue12-input", "Great product, fast delivery.", metadata={"blob": ""})
+    value = head.replace(b'"blob":""', b'"blob":"' + b"x" * (1_040_079 - len(head)) + b'"')
+    assert len(value) == 1_040_079
+    return value
+
+
+#: Ordinary records sent behind each partition blocker, on the same partition.
+FOLLOWERS = 20
+#: Past the worker's producer limit (STREAMNLP_PRODUCER_MAX_REQUEST_BYTES, 1 MiB by default).
+_HEADER_BYTES = 1_100_000
+
+
+def _expanding_metadata(event_id: str) -> bytes:
+    """Under the input cap, but its enriched output is not: every `1e15` comes back as
+    `1000000000000000.0` (4 bytes in, 18 out), so 45,000 of them grow ~630 KB into ~1.26 MB."""
+    entries = b",".join(b'"m%05d":1e15' % i for i in range(45_000))
+    return b'{"id": "%s", "text": "Fine product, slow courier.", "metadata": {%s}}' % (event_id.encode(), entries)
+
+
+def partition_blockers() -> list[PoisonCase]:
+    """Each blocker, then FOLLOWERS ordinary records: all for one partition, in this order."""
+    C = PoisonCase
+    E = ErrorCode
+    blockers = [
+        C("output-too-large-metadata", _expanding_metadata("p-block-meta"), E.output_too_large,
+          "input under the input cap, enriched output over the producer's limit (metadata floats expand)"),
+        C("output-too-large-headers", _event("p-block-headers", "Small text, huge headers."), E.output_too_large,
+          "headers copied to the output put it over the producer's limit; the dead letter drops them to fit",
+          headers=(("blob-a", b"\xfe" * (_HEADER_BYTES // 2)), ("blob-b", b"a" * (_HEADER_BYTES // 2)))),
+    ]
+    out: list[PoisonCase] = []
+    for blocker in blockers:
+        out.append(blocker)
+        out += [C(f"{blocker.name}-then-{i:02d}", _event(f"{blocker.name}-then-{i:02d}", f"Ordinary review {i}: works well."),
+                  ENRICHED, "an ordinary record behind the blocker on its partition") for i in range(FOLLOWERS)]
+    return out
 
 
 def expected_text(case: PoisonCase) -> tuple[str, str]:
