@@ -25,7 +25,7 @@ from pipeline.modelbuild import (
     is_built,
     sha256_file,
 )
-from pipeline.modelbuild import recipes
+from pipeline.modelbuild import sentiment as sentiment_recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_hub_id_offline_fails_clearly(tmp_path, monkeypatch):
 def test_build_default_models_skips_built(tmp_path, monkeypatch):
     from pipeline.modelbuild import summarizer as summarizer_recipe
 
-    target = tmp_path / recipes.DEFAULT_MODEL_NAME
+    target = tmp_path / sentiment_recipe.DEFAULT_MODEL_NAME
     summarizer = tmp_path / summarizer_recipe.SUMMARIZER_MODEL_NAME
     for path in (target, summarizer):
         path.mkdir()
@@ -87,12 +87,12 @@ def test_build_default_models_skips_built(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("must not rebuild a built model")
 
-    monkeypatch.setattr(recipes, "build_sentiment_minilm", boom)
+    monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", boom)
     monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", boom)
     assert build_default_models(tmp_path) == [target, summarizer]
 
     calls = []
-    monkeypatch.setattr(recipes, "build_sentiment_minilm", lambda out, **k: calls.append(out))
+    monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", lambda out, **k: calls.append(out))
     monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", lambda out, **k: calls.append(out))
     build_default_models(tmp_path, force=True)
     assert calls == [target, summarizer]

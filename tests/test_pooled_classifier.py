@@ -82,7 +82,7 @@ def test_export_matches_torch_and_loads_in_the_runtime(tmp_path: Path, pooling: 
 def test_weight_average_tracks_and_swaps_back() -> None:
     import torch
 
-    from pipeline.modelbuild.recipes import _WeightAverage
+    from pipeline.modelbuild.sentiment import _WeightAverage
 
     model = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():

