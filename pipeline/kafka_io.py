@@ -81,34 +81,50 @@ def _check_tls(context: ssl.SSLContext, sock: socket.socket, host: str, server: 
                           "check STREAMNLP_SECURITY_PROTOCOL and the port") from None
 
 
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic a worker with these settings reads or writes -> the configs it is created with."""
+    topics: dict[str, dict[str, str]] = {settings.input_topic: {}, settings.output_topic: {}, settings.dlq_topic: {}}
+    if settings.summarizer_mode != "off":
+        topics |= {settings.summary_requests_topic: {}, settings.summaries_topic: {}}
+    if settings.windows_enabled:
+        # The state topic keeps the last value per key (pipeline/window_state.py).
+        topics |= {settings.windows_route_topic: {}, settings.windows_topic: {}, settings.windows_state_topic: COMPACTED}
+    return topics
+
+
 async def ensure_topics(
     settings: Settings, topics: Iterable[str] | None = None, topic_configs: dict[str, str] | None = None,
 ) -> None:
-    """Create the missing ones of `topics` (default: the worker's) with the configured partitions and replication.
+    """Create the missing ones of `topics` (default: every topic of the worker, `worker_topics`) with the
+    configured partitions and replication.
 
-    `topic_configs` apply to topics created here (e.g. {"cleanup.policy": "compact"}); existing topics are left as they are.
+    `topic_configs` apply to topics created here (e.g. {"cleanup.policy": "compact"}); existing topics are
+    left as they are. A topic the cluster refuses to create is a ConfigError saying what to fix.
     """
-    if topics is None:
-        topics = [settings.input_topic, settings.output_topic, settings.dlq_topic]
-        if settings.summarizer_mode != "off":
-            topics += [settings.summary_requests_topic, settings.summaries_topic]
-        if settings.windows_enabled:
-            topics += [settings.windows_route_topic, settings.windows_topic]
-    names = list(topics)
+    wanted = worker_topics(settings) if topics is None else {name: dict(topic_configs or {}) for name in topics}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_security(settings))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
+        missing = [name for name in wanted if name not in existing]
         if missing:
             try:
                 await admin.create_topics([
                     NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
-                             topic_configs=dict(topic_configs or {}))
+                             topic_configs=wanted[name])
                     for name in missing
                 ])
             except TopicAlreadyExistsError:
-                pass  # another worker or the demo created it first
+                pass  # another worker or the demo created one of them first; the others were created
+            except KafkaError as exc:
+                raise ConfigError(
+                    f"cannot create topics {', '.join(missing)} ({type(exc).__name__}: {exc}); create them "
+                    f"({settings.topic_partitions} partitions, replication {settings.topic_replication}) or let the "
+                    "worker's principal create topics, and check STREAMNLP_TOPIC_PARTITIONS / STREAMNLP_TOPIC_REPLICATION"
+                ) from None
     finally:
         await admin.close()
 

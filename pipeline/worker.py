@@ -7,6 +7,8 @@ clear line and consumes nothing.
 
 from __future__ import annotations
 
+import asyncio
+
 from pipeline.logs import configure_logging, get_logger
 from pipeline.settings import Settings
 
@@ -70,7 +72,7 @@ def run_worker(settings: Settings) -> None:
     import faust  # noqa: F401 - imported here so `streamnlp --help` stays fast
 
     from pipeline.app import create_app
-    from pipeline.kafka_io import check_reachable
+    from pipeline.kafka_io import check_reachable, ensure_topics
 
     configure_logging(settings.log_level, settings.log_format, log_text_bodies=settings.log_text_bodies)
     classifier = load_classifier(settings)
@@ -85,6 +87,12 @@ def run_worker(settings: Settings) -> None:
         log.info("shadow_loaded", model=shadow.info.name, version=shadow.info.version,
                  precision=shadow.info.precision, sample_rate=settings.shadow_sample_rate)
     check_reachable(settings)  # TCP, and the TLS handshake when SSL is configured
+    # Every topic, before Faust starts: a consumer or producer would otherwise leave a missing one to the
+    # broker's auto-creation (its own partition count, or none where auto-creation is off).
+    # A loop of its own that never becomes the thread's current one: asyncio.run() would leave "no current
+    # event loop" behind, and Faust's worker below asks for the current loop.
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        runner.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _runner = create_app(settings, classifier, summarizer, shadow=shadow)
     log.info(
