@@ -8,6 +8,7 @@ import faust
 from faust.types import TP
 
 from pipeline.agents import SentimentAgent
+from pipeline.buffers import byte_budget_stream
 from pipeline.dashboard.service import install_dashboard
 from pipeline.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.health import Readiness, register_endpoints
@@ -85,6 +86,12 @@ def create_app(
         # sentiment). Capping a poll at 1/8 of the buffer keeps the overshoot inside the last 20%.
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         broker_max_poll_records=max(1, settings.stream_buffer_maxsize // 8),
+        # ... and by bytes (pipeline/buffers.py; worst case per worker in the README): buffers and
+        # batches stop at a byte budget too, fetches at a per-partition and per-response size.
+        stream_buffer_max_bytes=settings.stream_buffer_max_bytes,
+        Stream=byte_budget_stream(settings.batch_max_bytes),
+        consumer_max_fetch_size=settings.consumer_max_partition_fetch_bytes,
+        fetch_max_bytes=settings.consumer_fetch_max_bytes,
     )
     # Raw bytes in: decoding (and dead-lettering) is ours, so a malformed record
     # never reaches Faust's deserializer and never crashes the stream.

@@ -92,6 +92,27 @@ class Settings(BaseSettings):
         default=1024, ge=16, le=65_536,
         description="Max records buffered per agent; when full the worker pauses fetching (backpressure).",
     )
+    # Byte bounds next to the record counts (pipeline/buffers.py): 1024 records of 20,000-character
+    # texts would be 20-80 MB per agent. 16 MiB still holds several batches of them; short reviews
+    # never reach it. README "Memory bound" states the resulting worst case per worker.
+    stream_buffer_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=65_536, le=1 << 34,
+        description="Max bytes of records buffered per agent (with STREAMNLP_STREAM_BUFFER_MAXSIZE records, whichever "
+        "comes first); past 80% of it the worker pauses fetching.",
+    )
+    batch_max_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=65_536, le=1 << 32,
+        description="A micro-batch closes once its records reach this many bytes (or STREAMNLP_BATCH_MAX_SIZE records).",
+    )
+    consumer_max_partition_fetch_bytes: int = Field(
+        default=1024 * 1024, ge=65_536, le=1 << 30,
+        description="Most bytes one fetch returns per partition (consumer max_partition_fetch_bytes); at least "
+        "STREAMNLP_PRODUCER_MAX_REQUEST_BYTES.",
+    )
+    consumer_fetch_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=65_536, le=1 << 31,
+        description="Most bytes one fetch response holds over all partitions (consumer fetch_max_bytes).",
+    )
     model_dir: Path = Field(
         default=DEFAULT_MODEL_CACHE / DEFAULT_SENTIMENT_MODEL,
         description="Directory of the built sentiment model (streamnlp models build).",
@@ -253,6 +274,23 @@ class Settings(BaseSettings):
                   self.windows_topic]
         if len(set(topics)) != len(topics):
             raise ValueError(f"input, output, dead-letter, summaries, summary-request and windows topics must differ, got {topics}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_fetch_sizes(self) -> "Settings":
+        # A record larger than the partition fetch size is skipped by aiokafka on brokers that cut
+        # fetches at that size (RecordTooLargeError), so every record the worker writes and reads back
+        # (summary requests, enriched events for the windows) must fit.
+        if self.consumer_max_partition_fetch_bytes < self.producer_max_request_bytes:
+            raise ValueError(
+                f"STREAMNLP_CONSUMER_MAX_PARTITION_FETCH_BYTES={self.consumer_max_partition_fetch_bytes} is below "
+                f"STREAMNLP_PRODUCER_MAX_REQUEST_BYTES={self.producer_max_request_bytes}: records that large could not be "
+                "fetched; raise it to at least that")
+        if self.consumer_fetch_max_bytes < self.consumer_max_partition_fetch_bytes:
+            raise ValueError(
+                f"STREAMNLP_CONSUMER_FETCH_MAX_BYTES={self.consumer_fetch_max_bytes} is below "
+                f"STREAMNLP_CONSUMER_MAX_PARTITION_FETCH_BYTES={self.consumer_max_partition_fetch_bytes}; "
+                "set it to at least that")
         return self
 
     @model_validator(mode="after")
