@@ -155,3 +155,13 @@ async def test_large_records_fill_batches_and_buffers_by_bytes(
     assert batches and m.get("streamnlp_batch_size_sum", lane="sentiment") == len(events)
     assert m.get("streamnlp_batch_size_bucket", lane="sentiment", le="4.0") == batches, "every batch ≤ 3 records by bytes"
     assert m.total("streamnlp_buffer_full_total", topic=settings.input_topic) >= 1, "bytes paused fetching"
+
+
+def test_fetch_sizes_that_cannot_hold_a_record_fail_fast() -> None:
+    from pipeline.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="STREAMNLP_CONSUMER_MAX_PARTITION_FETCH_BYTES=65536 is below "
+                                          "STREAMNLP_PRODUCER_MAX_REQUEST_BYTES=1048576"):
+        load_settings(consumer_max_partition_fetch_bytes=65_536)
+    with pytest.raises(ConfigError, match="STREAMNLP_CONSUMER_FETCH_MAX_BYTES=524288 is below"):
+        load_settings(consumer_fetch_max_bytes=524_288)
