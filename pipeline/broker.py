@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from pipeline.errors import StreamnlpError
+
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
-class BrokerError(RuntimeError):
+class BrokerError(StreamnlpError, RuntimeError):
     """The embedded broker could not be started; the message says why."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.errors import StreamnlpError
 from pipeline.settings import REPO_ROOT
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class CatalogueError(Exception):
+class CatalogueError(StreamnlpError):
     """The catalogue file is missing or invalid, or a name is not in it; the message names the entry."""
 
 

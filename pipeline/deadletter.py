@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel
 
+from pipeline.errors import StreamnlpError
 from pipeline.logs import get_logger
 from schemas.events import DeadLetter, ErrorCode, to_json_bytes
 
@@ -72,7 +73,7 @@ MAX_REASON_CHARS = 1000
 Headers = tuple[tuple[str, bytes], ...]
 
 
-class InvalidEvent(Exception):
+class InvalidEvent(StreamnlpError):
     """Why one record is dead-lettered (it cannot become a ``TextEvent``, or it failed later).
 
     ``code`` is the stable machine-readable reason, ``reason`` the human one,

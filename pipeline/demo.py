@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import orjson
 
+from pipeline.errors import StreamnlpError
 from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
 from pipeline.dashboard.url import dashboard_url
 from pipeline.kafka_io import TopicFollower, ensure_topics, jsonl_records, produce
@@ -205,6 +206,6 @@ def run_demo(settings: Settings, config: DemoConfig, say: Callable[[str], None] 
     return tally
 
 
-class DemoFailed(RuntimeError):
+class DemoFailed(StreamnlpError, RuntimeError):
     pass
 

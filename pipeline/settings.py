@@ -16,6 +16,7 @@ from typing import Literal, Mapping
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.errors import StreamnlpError
 from pipeline.deadletter import DEFAULT_MAX_RECORD_BYTES, DEFAULT_PAYLOAD_CAP_BYTES, OUTPUT_HEADROOM_BYTES, letter_budget
 from pipeline.decoding import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -26,7 +27,7 @@ DEFAULT_SENTIMENT_MODEL = "sentiment-minilm-rt"
 DEFAULT_SUMMARIZER_MODEL = "summarizer-smollm2-135m"
 
 
-class ConfigError(Exception):
+class ConfigError(StreamnlpError):
     """A misconfiguration; the message says which setting and how to fix it."""
 
 

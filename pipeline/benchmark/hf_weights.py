@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import StreamnlpError
+
 #: "/bert/encoder/layer.3/attention/self/query/MatMul" -> "bert.encoder.layer.3.attention.self.query"
 _LINEAR_NODE = re.compile(r"^/(?P<module>.+)/MatMul$")
 
@@ -30,7 +32,7 @@ def _hf_name(name: str) -> str:
     return name
 
 
-class WeightsError(RuntimeError):
+class WeightsError(StreamnlpError, RuntimeError):
     """The ONNX graph does not map back onto the model's PyTorch parameters."""
 
 

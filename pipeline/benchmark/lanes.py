@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from pipeline.errors import StreamnlpError
 from pipeline.benchmark.meter import ProcessMeter, percentiles
 from pipeline.kafka_io import TopicFollower, ensure_topics
 from pipeline.processes import WorkerProcess
@@ -30,7 +31,7 @@ from pipeline.settings import Settings
 WARM_TIMEOUT_S = 180.0  # model load + first group join on a loaded 2-core box
 
 
-class LaneError(RuntimeError):
+class LaneError(StreamnlpError, RuntimeError):
     """A lane could not run (a process died, results went missing); the message says which and why."""
 
 

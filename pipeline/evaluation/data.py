@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
+from pipeline.errors import StreamnlpError
+
 __all__ = ["DataError", "LabelledSet", "TextSet", "held_out_reviews", "labelled_file", "long_sample_texts"]
 
 
-class DataError(Exception):
+class DataError(StreamnlpError):
     """Evaluation data is missing or malformed; the message names the file and line."""
 
 

@@ -12,12 +12,14 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from pipeline.errors import StreamnlpError
+
 __all__ = ["IsolatedRunError", "run_isolated"]
 
 Work = Callable[[Any, Callable[[int, int], None]], dict[str, Any]]
 
 
-class IsolatedRunError(RuntimeError):
+class IsolatedRunError(StreamnlpError, RuntimeError):
     """The measurement failed in its process; the message is the child's error."""
 
 

@@ -31,6 +31,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from pipeline.errors import StreamnlpError
+
 __all__ = [
     "ClassifierConfig",
     "SentimentPrediction",
@@ -60,7 +62,7 @@ _PRECISION_FILES = {
 }
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(StreamnlpError):
     """The model directory is missing, incomplete or corrupt. The message names the fix."""
 
 

@@ -21,11 +21,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from pipeline.errors import StreamnlpError
+
 #: What a sentiment classifier build installs (besides manifest.json).
 MODEL_FILES = ("model.onnx", "model_int8.onnx", "tokenizer.json", "config.json")
 
 
-class ModelBuildError(RuntimeError):
+class ModelBuildError(StreamnlpError, RuntimeError):
     """A build or export step failed; the message says why and what to do."""
 
 

@@ -14,11 +14,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import StreamnlpError
+
 LABELS = ("negative", "positive")  # id 0 / id 1
 _CATEGORY_TO_ID = {"rotten": 0, "fresh": 1}
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(StreamnlpError, RuntimeError):
     pass
 
 
