@@ -16,14 +16,21 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
+from pipeline import windows
+from pipeline.broker import free_port
 from pipeline.demo import labelled_samples
 from pipeline.kafka_io import OutRecord, TopicFollower, ensure_topics, produce
+from pipeline.security import client_security
 from pipeline.settings import Settings
 from pipeline.window_state import ensure_state_topic
 from tests.harness import WorkerProcess, unique_settings
+from tests.scrape import scrape
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -198,3 +205,185 @@ async def test_restart_mid_window_loses_nothing(kafka_bootstrap: str, default_mo
     assert window["source"] == "alpha" and _window_index(window) == 0
     assert window["total"] == len(first) + len(second), "the restarted worker resumed the window from its state topic"
     assert sum(window["counts"].values()) + window["skipped"] == len(first) + len(second)
+
+
+# --- event times from the future (issue 12) ---------------------------------------------------
+#
+# These run near the wall clock (the rule is "ahead of the worker's clock"), so window starts are
+# taken from the clock when the events are produced and the expected totals are computed per window:
+# ordinary events by their stamp, an event from the future by the Kafka timestamp of its enriched
+# record (read back from texts.enriched), the events of a restored future window by the window the
+# worker moved them to (read back from the state topic).
+
+FUTURE_GRACE_S = 60   # covers the router's reordering and the few seconds between the future events and the ordinary ones
+CLOSER_AHEAD_S = 100  # the closer is stamped this far ahead of the clock: inside the default tolerance (300 s)
+YEAR_2099 = "2099-01-01T00:00:00Z"
+YEAR_9999 = "9999-12-31T23:59:30Z"  # its 10 s window would end past datetime.max
+YEAR_2099_S = 4_070_908_800.0
+YEAR_9999_S = 253_402_300_770.0
+
+
+def _future_settings(kafka_bootstrap: str, tmp_path: Path, model_dir: Path) -> Settings:
+    return unique_settings(
+        kafka_bootstrap, tmp_path, model_dir=model_dir, summarizer_mode="off", web_port=free_port(),
+        window_size_s=SIZE_S, window_grace_s=FUTURE_GRACE_S, window_idle_flush_s=0, window_alert_min_count=1000,
+    )
+
+
+def _start(t: float) -> int:
+    return int(t // SIZE_S * SIZE_S)
+
+
+def _event(event_id: str, timestamp: float | str, text: str = "The service was fine.") -> dict:
+    return {"id": event_id, "source": "alpha", "text": text, "timestamp": timestamp}
+
+
+def _ordinary(tag: str, now: float) -> tuple[list[dict], Counter]:
+    """9 events in the two windows before the one holding `now` (5 + 4), and the expected totals."""
+    texts = [e["text"] for e in labelled_samples()]
+    first = _start(now) - 2 * SIZE_S
+    events = [_event(f"{tag}-{i}", first + (i % 5) * 2 + (SIZE_S if i >= 5 else 0), texts[i % len(texts)])
+              for i in range(9)]
+    return events, Counter(_start(e["timestamp"]) for e in events)
+
+
+def _log_errors(worker: WorkerProcess) -> list[str]:
+    """Error lines of the worker's log (structured ones by level, plain Faust ones by their words)."""
+    errors = []
+    for line in worker.log_path.read_text(errors="replace").splitlines():
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if "Traceback" in line or "Crashed" in line or "ERROR" in line:
+                errors.append(line)
+            continue
+        if isinstance(value, dict) and value.get("level") in ("error", "critical", "exception"):
+            errors.append(line)
+    return errors
+
+
+async def _enriched_kafka_times(settings: Settings, ids: set[str], timeout_s: float = 60) -> dict[str, float]:
+    """Event id -> Kafka timestamp (s) of its texts.enriched record: where an event from the future is counted."""
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    async with TopicFollower(settings, [settings.output_topic]) as follower:
+        while not ids <= out.keys():
+            assert time.monotonic() < deadline, f"{len(ids - out.keys())} enriched events missing"
+            for record in await follower.poll(0.5):
+                event_id = orjson.loads(record.value)["id"]
+                if event_id in ids:
+                    out[event_id] = record.timestamp_ms / 1000.0
+    return out
+
+
+async def _future_metric(settings: Settings) -> float:
+    async with aiohttp.ClientSession() as session:
+        return (await scrape(session, f"http://127.0.0.1:{settings.web_port}")).total("streamnlp_window_future_events_total")
+
+
+def _by_start(windows: list[dict]) -> dict[int, dict]:
+    from datetime import datetime
+
+    got = {int(datetime.fromisoformat(w["window_start"]).timestamp()): w for w in windows}
+    assert len(got) == len(windows), f"a window was published twice: {windows}"
+    return got
+
+
+async def test_an_event_stamped_2099_or_9999_does_not_disable_the_windows(
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path
+) -> None:
+    settings = _future_settings(kafka_bootstrap, tmp_path, default_model_dir)
+    await ensure_topics(settings)
+    future = [_event("fut-2099", YEAR_2099), _event("fut-9999", YEAR_9999)]
+    await _produce(settings, future)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        # The future events reach the aggregator first (one route partition per source, in order).
+        await _wait_routed(settings, {e["id"] for e in future}, worker)
+        now = time.time()
+        ordinary, expected = _ordinary("ord", now)
+        await _produce(settings, ordinary)
+        await _wait_routed(settings, {e["id"] for e in ordinary}, worker)
+        kafka_times = await _enriched_kafka_times(settings, {e["id"] for e in future})
+        expected.update(_start(t) for t in kafka_times.values())
+        await _produce(settings, [_event("closer", _start(now) + CLOSER_AHEAD_S)])
+        published = _by_start(await _windows(settings, len(expected), worker))
+        future_events = await _future_metric(settings)
+    finally:
+        assert worker.terminate() == 0, worker.log_tail()
+
+    assert {start: w["total"] for start, w in published.items()} == dict(expected), (
+        f"ordinary events in their windows, the future ones at their Kafka timestamps {kafka_times}")
+    for w in published.values():
+        assert sum(w["counts"].values()) + w["skipped"] == w["total"]
+        assert w["window_end"] > w["window_start"]
+    assert future_events == 2
+    assert not _log_errors(worker), "\n".join(_log_errors(worker))
+
+
+async def _seed_state(settings: Settings, records: list[tuple[int, str, dict]]) -> None:
+    """Write state records (partition, key, value) the way a worker does: compacted topic, chosen partition."""
+    await ensure_state_topic(settings, settings.windows_state_topic)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", **client_security(settings))
+    await producer.start()
+    try:
+        for partition, key, value in records:
+            await producer.send_and_wait(settings.windows_state_topic, orjson.dumps(value), key=key.encode(),
+                                         partition=partition)
+    finally:
+        await producer.stop()
+
+
+async def _clamped_watermark(settings: Settings, partition: int, worker: WorkerProcess, timeout_s: float = 180) -> float:
+    """The watermark the worker saved for `partition` after loading it (the seeded one is year 2099)."""
+    deadline = time.monotonic() + timeout_s
+    async with TopicFollower(settings, [settings.windows_state_topic]) as follower:
+        while True:
+            for record in await follower.poll(0.5):
+                if record.key == f"s|{partition}".encode() and record.value is not None:
+                    watermark = orjson.loads(record.value)["wm"]
+                    if watermark < time.time() + 1:
+                        return watermark
+            assert time.monotonic() < deadline, f"no clamped watermark saved\n{worker.log_tail()}"
+            assert worker.alive(), worker.log_tail()
+
+
+async def test_a_future_watermark_saved_by_an_older_version_is_clamped_on_load(
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path
+) -> None:
+    settings = _future_settings(kafka_bootstrap, tmp_path, default_model_dir)
+    await ensure_topics(settings)
+    partitions = list(range(settings.topic_partitions))
+    # The route partition the worker's producer (aiokafka's default partitioner) gives source "alpha".
+    alpha = DefaultPartitioner()(b"alpha", partitions, partitions)
+    # What a version without the rule saved after an event stamped 2099 closed every window, and
+    # two events stamped 9999-12-31 opened one that could never be published.
+    old = windows.new_acc("alpha", windows.window_start(YEAR_9999_S, SIZE_S), SIZE_S)
+    windows.add_event(old, event_id="old-9999", label="negative", score=0.9, event_time_s=YEAR_9999_S, top_k=5)
+    windows.add_event(old, event_id="old-9999-skipped", label=None, score=None, event_time_s=YEAR_9999_S, top_k=5)
+    await _seed_state(settings, [(p, f"s|{p}", {"wm": YEAR_2099_S}) for p in partitions]
+                      + [(alpha, f"w|{alpha}|alpha|{round(old['start'] * 1000)}", old)])
+
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        # A first event makes the worker load alpha's partition: its watermark is clamped to the clock.
+        # No timestamp: it counts at its enriched record's Kafka time, a moment before the load.
+        warm = {"id": "warm", "source": "alpha", "text": "The service was fine."}
+        await _produce(settings, [warm])
+        loaded_at = await _clamped_watermark(settings, alpha, worker)
+        warm_at = (await _enriched_kafka_times(settings, {"warm"}))["warm"]
+        now = time.time()
+        ordinary, expected = _ordinary("ord", now)
+        await _produce(settings, ordinary)
+        await _wait_routed(settings, {e["id"] for e in ordinary}, worker)
+        await _produce(settings, [_event("closer", _start(now) + CLOSER_AHEAD_S)])
+        expected.update([_start(warm_at)] + [_start(loaded_at)] * 2)  # the old window moved to the clock's
+        published = _by_start(await _windows(settings, len(expected), worker))
+        future_events = await _future_metric(settings)
+    finally:
+        assert worker.terminate() == 0, worker.log_tail()
+
+    assert {start: w["total"] for start, w in published.items()} == dict(expected), "no ordinary event was late"
+    assert "old-9999" in published[_start(loaded_at)]["most_negative_ids"]
+    assert future_events == 2  # the two events of the moved window
+    assert not _log_errors(worker), "\n".join(_log_errors(worker))
