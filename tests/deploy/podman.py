@@ -141,8 +141,10 @@ class Podman:
                 seen.append(line)
                 if re.search(pattern, line):
                     return line
-            raise PodmanError(f"{name}: no line matching {pattern!r} within {timeout:.0f}s; state "
-                              f"{self.state(name).get('Status')}; output:\n{''.join(seen)[-4000:]}")
+            state = self.state(name)
+            why = (f"within {timeout:.0f}s" if state["Status"] == "running"
+                   else f"before it stopped ({state['Status']}, exit code {state.get('ExitCode')})")
+            raise PodmanError(f"{name}: no line matching {pattern!r} {why}; output:\n{''.join(seen)[-4000:]}")
         finally:
             watchdog.cancel()
             follow.kill()

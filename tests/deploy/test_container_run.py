@@ -16,11 +16,12 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.decoding import InvalidEvent, decode_text_event
-from pipeline.kafka_io import jsonl_records
+from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
+from pipeline.kafka.clients import jsonl_records
 from tests.deploy.podman import ROOT, Podman
 
-pytestmark = pytest.mark.deploy
+# The first run on a machine builds the base and project images (minutes) inside the first test.
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
 
 SAMPLES = ROOT / "samples" / "events.jsonl"
 COLLECT = Path(__file__).with_name("collect.py")
