@@ -30,6 +30,13 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel
 
 from pipeline.errors import StreamnlpError
+from pipeline.limits import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_PAYLOAD_CAP_BYTES,
+    LETTER_OVERHEAD_BYTES,
+    OUTPUT_HEADROOM_BYTES,
+    letter_budget,
+)
 from pipeline.logs import get_logger
 from schemas.events import DeadLetter, ErrorCode, to_json_bytes
 
@@ -53,20 +60,6 @@ __all__ = [
 
 log = get_logger("streamnlp.deadletter")
 
-#: The producer's record limit (aiokafka's max_request_size) unless configured: Kafka's default
-#: broker/topic limit (message.max.bytes, 1,048,588) rounded down to 1 MiB.
-DEFAULT_MAX_RECORD_BYTES = 1_048_576
-#: Dead letters embed the raw value byte-exact up to this size (base64: 4/3 of it).
-DEFAULT_PAYLOAD_CAP_BYTES = 262_144
-#: Room between the input cap and the record limit for what enrichment adds to an input
-#: (sentiment, language, processing: ~600 bytes measured) plus ordinary headers. Inputs whose
-#: output still grows past the limit (huge headers, floats like 1e15 printed in full) are
-#: dead-lettered one by one as output_too_large.
-OUTPUT_HEADROOM_BYTES = 16_384
-#: A dead letter without payload, headers and key: reason (clipped to MAX_REASON_CHARS, plus
-#: what was dropped), the 1 KiB head in base64, ids, topic, worker, JSON field names, all
-#: worst-case JSON-escaped, plus the record overhead. Measured well under half of this.
-LETTER_OVERHEAD_BYTES = 16_384
 #: Upper bound on ``DeadLetter.reason`` length (before a note on what was dropped to fit).
 MAX_REASON_CHARS = 1000
 
@@ -133,15 +126,6 @@ def record_size(key: bytes | None, value: bytes | None, headers: Headers | list[
     its size by the producer.
     """
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers)))
-
-
-def _base64_size(n: int) -> int:
-    return 4 * ((n + 2) // 3)
-
-
-def letter_budget(payload_cap_bytes: int) -> int:
-    """The largest dead letter with a kept payload but without headers or key."""
-    return _base64_size(payload_cap_bytes) + LETTER_OVERHEAD_BYTES
 
 
 def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:

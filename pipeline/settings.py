@@ -17,8 +17,13 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import StreamnlpError
-from pipeline.deadletter import DEFAULT_MAX_RECORD_BYTES, DEFAULT_PAYLOAD_CAP_BYTES, OUTPUT_HEADROOM_BYTES, letter_budget
-from pipeline.decoding import DEFAULT_MAX_PAYLOAD_BYTES
+from pipeline.limits import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_PAYLOAD_CAP_BYTES,
+    OUTPUT_HEADROOM_BYTES,
+    letter_budget,
+)
 
 ENV_PREFIX = "STREAMNLP_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +98,7 @@ class Settings(BaseSettings):
         default=1024, ge=16, le=65_536,
         description="Max records buffered per agent; when full the worker pauses fetching (backpressure).",
     )
-    # Byte bounds next to the record counts (pipeline/buffers.py): 1024 records of 20,000-character
+    # Byte bounds next to the record counts (pipeline/runtime/buffers.py): 1024 records of 20,000-character
     # texts would be 20-80 MB per agent. 16 MiB still holds several batches of them; short reviews
     # never reach it. README "Memory bound" states the resulting worst case per worker.
     stream_buffer_max_bytes: int = Field(
@@ -123,7 +128,7 @@ class Settings(BaseSettings):
     inference_batch_size: int = Field(default=32, ge=1, le=1024, description="Max rows per ONNX run after length bucketing.")
     inference_threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime intra-op threads (0 = one per core).")
 
-    # --- language gate (pipeline/language.py) ------------------------------
+    # --- language gate (pipeline/inference/language.py) ------------------------------
     language_gate: bool = Field(
         default=True,
         description="Texts reliably detected in a language outside sentiment_languages get sentiment null "
@@ -139,7 +144,7 @@ class Settings(BaseSettings):
         "(non-Latin scripts are trusted at any length).",
     )
 
-    # --- shadow model (pipeline/shadow.py) --------------------------------
+    # --- shadow model (pipeline/lanes/sentiment/shadow.py) --------------------------------
     shadow_model_dir: Path | None = Field(
         default=None,
         description="A second sentiment model that scores a sample of events next to the primary; agreement is "
@@ -186,7 +191,7 @@ class Settings(BaseSettings):
         default=200, ge=0, description="Above this many queued summary requests, publish extractive summaries (load shedding)."
     )
 
-    # --- windowed sentiment aggregates (pipeline/window_agent.py) --------------
+    # --- windowed sentiment aggregates (pipeline/lanes/windows/agent.py) --------------
     windows_enabled: bool = Field(
         default=True, description="Publish per-source tumbling-window sentiment aggregates of texts.enriched.",
     )
@@ -339,7 +344,7 @@ class Settings(BaseSettings):
 
     @property
     def windows_state_topic(self) -> str:
-        """Compacted topic holding the open windows (pipeline/window_state.py), scoped by consumer group."""
+        """Compacted topic holding the open windows (pipeline/lanes/windows/state.py), scoped by consumer group."""
         return f"{self.consumer_group}-windows-state"
 
     @property

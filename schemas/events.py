@@ -232,7 +232,7 @@ class TextEvent(_EventCore):
 
         TextEvent.model_validate(obj, context={"max_text_chars": 5000})
 
-    Custom pydantic error types raised (``pipeline.decoding`` maps them to
+    Custom pydantic error types raised (``pipeline.lanes.sentiment.decoding`` maps them to
     :class:`ErrorCode`): ``empty_text``, ``text_too_long``,
     ``unsupported_schema_version``, ``metadata_value_type``, ``blank_id``.
     """

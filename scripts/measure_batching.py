@@ -23,10 +23,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.broker import EmbeddedBroker  # noqa: E402
-from pipeline.demo import labelled_samples  # noqa: E402
-from pipeline.kafka_io import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
-from pipeline.processes import WorkerProcess  # noqa: E402
+from pipeline.kafka.broker import EmbeddedBroker  # noqa: E402
+from pipeline.tools.demo import labelled_samples  # noqa: E402
+from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
+from pipeline.tools.processes import WorkerProcess  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig
+from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig
 from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SENTIMENT_MODEL
 from tests.kafka_backend import choose_kafka_backend, docker_engine_reachable
 

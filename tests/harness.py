@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.kafka_io import InRecord, TopicFollower
-from pipeline.processes import WorkerProcess
+from pipeline.kafka.clients import InRecord, TopicFollower
+from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline.processes import WorkerProcess
+from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
 from tests.scrape import get, poll_until
 

@@ -10,7 +10,7 @@ from typing import Awaitable, Callable, TypeVar
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.processes import WorkerProcess
+from pipeline.tools.processes import WorkerProcess
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 import orjson
 import pytest
 
-from pipeline.agents import SentimentAgent
-from pipeline.enrichment import BatchEnricher, EnricherConfig
+from pipeline.lanes.sentiment.agent import SentimentAgent
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
 from tests.test_enrichment import _Info, _Prediction
 
 
@@ -102,7 +102,7 @@ async def test_publish_that_never_succeeds_exits_without_acking(monkeypatch: pyt
         exits.append(code)
         raise SystemExit(code)
 
-    monkeypatch.setattr("pipeline.agents.os._exit", fake_exit)
+    monkeypatch.setattr("pipeline.runtime.batches.os._exit", fake_exit)
     agent = _agent(MemoryTopic(fail_first=10**6), MemoryTopic(), PoisonAwareClassifier())
     with pytest.raises(SystemExit):
         await agent.process(_events(["a"]))  # type: ignore[arg-type]

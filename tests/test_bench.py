@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.benchmark.meter import percentiles
-from pipeline.benchmark.texts import SHORT_MAX_CHARS, bench_texts
+from pipeline.tools.benchmark.meter import percentiles
+from pipeline.tools.benchmark.texts import SHORT_MAX_CHARS, bench_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -34,7 +34,7 @@ def test_bench_runs_every_lane(default_model_dir: Path, summarizer_model_dir: Pa
     env.update(STREAMNLP_MODEL_DIR=str(default_model_dir), STREAMNLP_SUMMARIZER_MODEL_DIR=str(summarizer_model_dir))
     out = tmp_path / "bench"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "bench", "--events", "24", "--latency-seconds", "1",
+        [sys.executable, "-m", "pipeline.tools.cli", "bench", "--events", "24", "--latency-seconds", "1",
          "--long-docs", "1", "--workers", "2", "--json", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=600,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline.broker import BrokerError, EmbeddedBroker, EmbeddedBrokerConfig, free_port
+from pipeline.kafka.broker import BrokerError, EmbeddedBroker, EmbeddedBrokerConfig, free_port
 
 
 def test_embedded_broker_starts_on_a_free_port_and_stops() -> None:
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _broker_command(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "broker", *args],
+    return subprocess.Popen([sys.executable, "-c", "from pipeline.tools.cli import main; main()", "broker", *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,4 +1,4 @@
-"""Record buffers are bounded by bytes as well as records (pipeline/buffers.py), and the README's
+"""Record buffers are bounded by bytes as well as records (pipeline/runtime/buffers.py), and the README's
 worst case per worker is the one the settings give."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import orjson
 import pytest
 from mode.utils.queues import FlowControlEvent
 
-from pipeline.broker import free_port
-from pipeline.buffers import ByteBoundedQueue, record_bytes, worst_case_record_bytes
-from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from pipeline.kafka.broker import free_port
+from pipeline.runtime.buffers import ByteBoundedQueue, record_bytes, worst_case_record_bytes
+from pipeline.kafka.clients import OutRecord, ensure_topics, produce
 from pipeline.settings import Settings
 from tests.harness import REPO, collect_until, unique_settings
 from tests.ready import start_ready_worker
@@ -95,7 +95,7 @@ def test_a_record_larger_than_the_budget_still_fits_an_empty_buffer() -> None:
 
 async def test_the_workers_streams_close_batches_at_the_byte_budget(tmp_path: Path) -> None:
     """The worker's Faust app (no broker: an in-memory channel): 20 KB records, 64 KiB per batch."""
-    from pipeline.app import create_app
+    from pipeline.service.app import create_app
     from tests.test_enrichment import LengthClassifier
 
     settings = Settings(bootstrap_servers="127.0.0.1:1", web_port=0, summarizer_mode="off", windows_enabled=False,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import free_port
+from pipeline.kafka.broker import free_port
 from tests.harness import REPO
 
 
@@ -20,7 +20,7 @@ def _clean_env() -> dict[str, str]:
 def _run(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = _clean_env()
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline.tools.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -64,9 +64,18 @@ def test_worker_process_never_imports_torch(default_model_dir: Path, summarizer_
     """Everything the worker imports and does up to consuming, in a fresh interpreter."""
     code = f"""
 import sys
-from pipeline import cli, worker, app, agents, enrichment, kafka_io, demo, decoding, settings as s, summary_agent
-from pipeline.worker import load_classifier, load_summarizer
-from pipeline.app import create_app
+from pipeline.tools import cli
+from pipeline.service import worker
+from pipeline.service import app
+from pipeline.lanes.sentiment import agent as agents
+from pipeline.lanes.sentiment import enrichment
+from pipeline.kafka import clients as kafka_io
+from pipeline.tools import demo
+from pipeline.lanes.sentiment import decoding
+from pipeline import settings as s
+from pipeline.lanes.summary import agent as summary_agent
+from pipeline.service.worker import load_classifier, load_summarizer
+from pipeline.service.app import create_app
 cfg = s.Settings(model_dir={str(default_model_dir)!r}, summarizer_model_dir={str(summarizer_model_dir)!r},
                  bootstrap_servers="127.0.0.1:1", web_port=0)
 classifier = load_classifier(cfg)
@@ -103,7 +112,7 @@ def test_produce_from_stdin_then_tail_json(kafka_bootstrap: str) -> None:
     topic = f"cli-{uuid.uuid4().hex[:8]}"
     lines = ['{"id": "c1", "text": "first"}', "{not json", '{"id": "c3", "text": "third"}']
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    produced = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "-", "--topic", topic],
+    produced = subprocess.run([sys.executable, "-m", "pipeline.tools.cli", "produce", "-", "--topic", topic],
                               input="\n".join(lines) + "\n\n", env={**_clean_env(), **env}, cwd=REPO,
                               capture_output=True, text=True, timeout=60)
     assert produced.returncode == 0, produced.stderr
@@ -122,7 +131,7 @@ def test_version_names_the_installed_release() -> None:
 
 
 def test_tail_lines_print_foreign_records_raw() -> None:
-    from pipeline.tail import tail_line
+    from pipeline.tools.tail import tail_line
 
     enriched = b'{"id": "e1", "text": "fine", "sentiment": {"label": "positive", "score": 0.9}}'
     assert "positive 0.90  e1" in tail_line(enriched, dead_letter=False)
@@ -142,7 +151,7 @@ def test_tail_prints_a_non_json_record_raw_and_keeps_following(kafka_bootstrap: 
     lines = ['{"id": "t1", "text": "good", "sentiment": {"label": "positive", "score": 0.91}}', "plain text, not JSON",
              "[1, 2, 3]", '{"id": "t4", "text": "last", "sentiment": {"label": "negative", "score": 0.8}}']
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    produced = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "-", "--topic", topic],
+    produced = subprocess.run([sys.executable, "-m", "pipeline.tools.cli", "produce", "-", "--topic", topic],
                               input="\n".join(lines) + "\n", env={**_clean_env(), **env}, cwd=REPO,
                               capture_output=True, text=True, timeout=60)
     assert produced.returncode == 0, produced.stderr

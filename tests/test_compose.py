@@ -131,7 +131,7 @@ def _argv(service: dict) -> list[str]:
 
 
 def _assert_cli_accepts(argv: list[str]) -> None:
-    from pipeline.cli import main as cli_main
+    from pipeline.tools.cli import main as cli_main
 
     assert argv[0] == "streamnlp" and argv.count("streamnlp") == 1, f"{argv}: the entrypoint is already `streamnlp`"
     name, *rest = argv[1:]
@@ -234,8 +234,8 @@ def test_producer_sends_the_samples(compose):
 
 def test_sample_counts_in_the_comments_are_the_files(compose):
     # The split the worker itself makes: valid events are enriched, the rest dead-lettered.
-    from pipeline.decoding import InvalidEvent, decode_text_event
-    from pipeline.kafka_io import jsonl_records
+    from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
+    from pipeline.kafka.clients import jsonl_records
 
     records = list(jsonl_records((ROOT / "samples" / "events.jsonl").read_bytes().splitlines(keepends=True)))
     valid = 0
@@ -302,5 +302,5 @@ def test_prometheus_scrapes_every_worker():
     # A records of the compose service name: one per replica (`tasks.worker` only exists in Swarm).
     assert sd["names"] == ["worker"] and sd["type"] == "A"
     assert sd["port"] == Settings.model_fields["web_port"].default
-    health = (ROOT / "pipeline" / "health.py").read_text()
+    health = (ROOT / "pipeline" / "runtime" / "health.py").read_text()
     assert '@app.page("/metrics")' in health

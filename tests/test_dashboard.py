@@ -13,7 +13,7 @@ from pipeline.dashboard.feed import DEFAULT_WINDOWS_TOPIC, FeedConfig, sample_me
 from pipeline.dashboard.hub import OTHER_SOURCE, Hub, HubConfig, StatsSample, signed_score
 from pipeline.dashboard.url import dashboard_url
 from pipeline.dashboard.views import PAGE_PATH, authorized, page_html, sse_message
-from pipeline.metrics import WorkerMetrics
+from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.settings import Settings
 
 T0 = 1_800_000_000.0  # a bucket boundary for every width used here

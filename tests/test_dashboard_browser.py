@@ -23,8 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pipeline.broker import free_port
-from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from pipeline.kafka.broker import free_port
+from pipeline.kafka.clients import OutRecord, ensure_topics, produce
 from tests.conftest import ARTIFACTS
 from tests.harness import WorkerProcess, unique_settings
 from tests.scrape import get, poll_until

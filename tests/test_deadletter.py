@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-import pipeline.decoding
+import pipeline.lanes.sentiment.decoding
 from pipeline import deadletter
 from pipeline.deadletter import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -39,12 +39,12 @@ def _error(event_id: str | None = "a", reason: str = "output too large") -> Inva
 
 
 def test_one_builder_and_one_payload_cap() -> None:
-    assert pipeline.decoding.make_dead_letter is deadletter.make_dead_letter
-    assert pipeline.decoding.InvalidEvent is deadletter.InvalidEvent
-    assert pipeline.decoding.DEFAULT_PAYLOAD_CAP_BYTES is deadletter.DEFAULT_PAYLOAD_CAP_BYTES
+    assert pipeline.lanes.sentiment.decoding.make_dead_letter is deadletter.make_dead_letter
+    assert pipeline.lanes.sentiment.decoding.InvalidEvent is deadletter.InvalidEvent
+    assert pipeline.lanes.sentiment.decoding.DEFAULT_PAYLOAD_CAP_BYTES is deadletter.DEFAULT_PAYLOAD_CAP_BYTES
     literal = re.compile(r"\b262_?144\b")
     where = [str(p.relative_to(REPO)) for p in (REPO / "pipeline").rglob("*.py") if literal.search(p.read_text())]
-    assert where == ["pipeline/deadletter.py"], "the dead-letter payload cap is written once"
+    assert where == ["pipeline/limits.py"], "the dead-letter payload cap is written once"
 
 
 async def test_record_size_is_the_producers_own_check() -> None:

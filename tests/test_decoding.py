@@ -1,4 +1,4 @@
-"""pipeline.decoding: one test per error code, valid edge cases, dead-letter payload cap."""
+"""pipeline.lanes.sentiment.decoding: one test per error code, valid edge cases, dead-letter payload cap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from pipeline.decoding import (
+from pipeline.lanes.sentiment.decoding import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     InvalidEvent,
     decode_text_event,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import main as cli_main
+from pipeline.tools.cli import main as cli_main
 from pipeline.settings import (
     DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL, ConfigError, Settings, load_settings, setting_env_names,
 )
@@ -22,7 +22,7 @@ from pipeline.settings import (
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 BENCH = json.loads((ROOT / "docs" / "bench.json").read_text())  # the reference run of docs/performance.md
-HEALTH_SOURCE = (ROOT / "pipeline" / "health.py").read_text()
+HEALTH_SOURCE = (ROOT / "pipeline" / "runtime" / "health.py").read_text()
 WEB_PORT = Settings.model_fields["web_port"].default
 SECRET_SETTINGS = {"STREAMNLP_SASL_USERNAME", "STREAMNLP_SASL_PASSWORD"}
 # What a cluster deployment must pin rather than inherit from a default meant for a laptop.

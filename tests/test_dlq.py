@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from pipeline import dlq
-from pipeline.decoding import InvalidEvent, make_dead_letter
-from pipeline.dlq import REPLAY_HEADER, DlqEntry, ReplayFilter, Skip, plan, summarise
+from pipeline.tools import dlq
+from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
+from pipeline.tools.dlq import REPLAY_HEADER, DlqEntry, ReplayFilter, Skip, plan, summarise
 from pipeline.settings import Settings
 from schemas.events import DeadLetter, ErrorCode
 
@@ -187,7 +187,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_replay_without_a_filter_needs_all(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.cli import main
+    from pipeline.tools.cli import main
 
     _env(monkeypatch)
     result = CliRunner().invoke(main, ["dlq", "replay"])
@@ -195,7 +195,8 @@ def test_replay_without_a_filter_needs_all(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_replay_exits_non_zero_when_publishing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import cli, kafka_io
+    from pipeline.tools import cli
+    from pipeline.kafka import clients as kafka_io
 
     _env(monkeypatch)
     entries = [entry(letter(key=b"a"), 1), entry(letter(key=b"b"), 2)]

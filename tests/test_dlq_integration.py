@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.decoding import InvalidEvent, make_dead_letter
-from pipeline.dlq import REPLAY_HEADER
-from pipeline.kafka_io import InRecord, OutRecord, ensure_topics, produce, read_to_end
-from pipeline.processes import worker_env
+from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
+from pipeline.tools.dlq import REPLAY_HEADER
+from pipeline.kafka.clients import InRecord, OutRecord, ensure_topics, produce, read_to_end
+from pipeline.tools.processes import worker_env
 from pipeline.settings import Settings
 from schemas.events import ErrorCode, to_json_bytes
 from tests.harness import REPO, WorkerProcess, collect_until, unique_settings
@@ -24,7 +24,7 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def cli(settings: Settings, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=worker_env(settings), cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline.tools.cli", *args], env=worker_env(settings), cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

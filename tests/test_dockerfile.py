@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main as cli_main
+from pipeline.tools.cli import main as cli_main
 from pipeline.settings import DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL, Settings, setting_env_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def test_project_dependencies_exclude_torch():
 
 
 def test_worker_modules_do_not_import_torch():
-    code = ("import sys, pipeline.cli, pipeline.worker, pipeline.app, pipeline.catalogue, "
+    code = ("import sys, pipeline.tools.cli, pipeline.service.worker, pipeline.service.app, pipeline.catalogue, "
             "pipeline.inference.sentiment, pipeline.inference.summarizer; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -177,7 +177,7 @@ def test_runs_as_non_root(stages, final):
 def test_entrypoint_is_the_worker_command(final, stages):
     entry = json.loads([a for s in reversed(chain(stages, final.name)) for a in s.args("ENTRYPOINT")][-1])
     cmd = json.loads([a for s in reversed(chain(stages, final.name)) for a in s.args("CMD")][-1])
-    assert entry == ["streamnlp"] and PYPROJECT["project"]["scripts"]["streamnlp"] == "pipeline.cli:main"
+    assert entry == ["streamnlp"] and PYPROJECT["project"]["scripts"]["streamnlp"] == "pipeline.tools.cli:main"
     assert cmd == ["worker"] and cmd[0] in cli_main.commands
 
 
@@ -190,7 +190,7 @@ def test_healthcheck_hits_healthz_on_the_web_port(stages):
     assert "/healthz" in argv[2] and f"'{port}'" in argv[2] and "STREAMNLP_WEB_PORT" in argv[2]
     assert "--start-period=" in options
     assert stages["runtime-nomodels"].args("EXPOSE") == [str(port)]
-    from pipeline import health  # the route the probe names is the one the worker serves
+    from pipeline.runtime import health  # the route the probe names is the one the worker serves
     assert '"/healthz"' in Path(health.__file__).read_text()
 
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import orjson
 
-from pipeline.enrichment import BatchEnricher, EnricherConfig, RawRecord
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
 from schemas.events import DeadLetter, EnrichedEvent, to_json_bytes
 
 

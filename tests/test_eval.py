@@ -9,11 +9,11 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.evaluation.data import DataError, held_out_reviews, labelled_file, long_sample_texts
-from pipeline.evaluation.isolate import IsolatedRunError, run_isolated
-from pipeline.evaluation.report import render_markdown, write_report
-from pipeline.evaluation.runs import evaluate_extractive, judge_summaries
+from pipeline.tools.cli import main
+from pipeline.tools.evaluation.data import DataError, held_out_reviews, labelled_file, long_sample_texts
+from pipeline.tools.evaluation.isolate import IsolatedRunError, run_isolated
+from pipeline.tools.evaluation.report import render_markdown, write_report
+from pipeline.tools.evaluation.runs import evaluate_extractive, judge_summaries
 from pipeline.modelbuild.data import LABELS, load_rotten_tomatoes, stratified_split
 
 SOURCE = ("The city council approved three new bus routes on Tuesday. The routes start on June 2 and connect "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.evaluation.scores import accuracy, expected_calibration_error, macro_f1, percentile
+from pipeline.tools.evaluation.scores import accuracy, expected_calibration_error, macro_f1, percentile
 
 
 def test_accuracy() -> None:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from pipeline.broker import free_port
+from pipeline.kafka.broker import free_port
 from tests.harness import unique_settings
 from tests.ready import start_ready_worker
 

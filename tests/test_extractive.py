@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pipeline.summarize.extractive import extractive_summary, split_sentences, stem
+from pipeline.lanes.summary.extractive import extractive_summary, split_sentences, stem
 
 NEWS = (
     "Metro Transit will launch three new bus routes on June 2. "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.summarize.faithfulness import (
+from pipeline.lanes.summary.faithfulness import (
     HARD_FACT_CAP,
     detect_degenerate,
     extract_spans,

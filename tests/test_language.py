@@ -10,8 +10,8 @@ import jsonschema
 import orjson
 import pytest
 
-from pipeline.enrichment import BatchEnricher, EnricherConfig, RawRecord, score_texts
-from pipeline.language import UNSUPPORTED_LANGUAGE, LanguageGate, LanguageGateConfig
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord, score_texts
+from pipeline.inference.language import UNSUPPORTED_LANGUAGE, LanguageGate, LanguageGateConfig
 from pipeline.settings import ConfigError, load_settings
 from schemas.events import EnrichedEvent, to_json_bytes
 from tests.test_enrichment import LengthClassifier
@@ -51,7 +51,7 @@ def test_reliably_foreign_texts_skip_sentiment(gate: LanguageGate, text: str) ->
 ])
 def test_english_and_short_latin_texts_are_scored(gate: LanguageGate, text: str) -> None:
     # Short Latin-script texts are not gated whatever the detector says: below 30 letters it
-    # calls English snippets Frisian or Latin (measured on the review corpus, see pipeline/language.py).
+    # calls English snippets Frisian or Latin (measured on the review corpus, see pipeline/inference/language.py).
     assert gate.decide(text).score_sentiment
 
 

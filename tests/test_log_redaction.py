@@ -22,8 +22,8 @@ SCRIPT = """
 import asyncio, sys
 from concurrent.futures import ThreadPoolExecutor
 import orjson
-from pipeline.agents import SentimentAgent
-from pipeline.enrichment import BatchEnricher, EnricherConfig
+from pipeline.lanes.sentiment.agent import SentimentAgent
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
 from pipeline.logs import configure_logging
 from tests.test_agent import MemoryTopic, _Event, _Message
 from tests.test_enrichment import _Info

@@ -13,14 +13,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.agents import SentimentAgent
-from pipeline.enrichment import BatchEnricher, EnricherConfig
-from pipeline.health import Readiness
-from pipeline.lag import partition_lag
-from pipeline.metrics import WorkerMetrics
+from pipeline.lanes.sentiment.agent import SentimentAgent
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
+from pipeline.runtime.health import Readiness
+from pipeline.runtime.lag import partition_lag
+from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.settings import Settings
-from pipeline.summarize.policy import SummaryPolicy
-from pipeline.summary_agent import SummaryAgent, SummaryAgentConfig
+from pipeline.lanes.summary.policy import SummaryPolicy
+from pipeline.lanes.summary.agent import SummaryAgent, SummaryAgentConfig
 from schemas.events import to_json_bytes
 from schemas.summaries import SummaryRequest
 from tests.test_agent import MemoryTopic, PoisonAwareClassifier, _Event, _Message
@@ -220,7 +220,7 @@ async def test_lag_is_none_when_the_consumer_cannot_answer() -> None:
 # --- endpoints on Faust's web app -----------------------------------------------------------
 
 async def test_endpoints_served_by_faust_web(tmp_path: Path) -> None:
-    from pipeline.app import create_app
+    from pipeline.service.app import create_app
     from tests.test_enrichment import LengthClassifier
 
     metrics = WorkerMetrics()
@@ -242,7 +242,7 @@ async def test_endpoints_served_by_faust_web(tmp_path: Path) -> None:
 
 
 def test_web_port_zero_disables_the_web_server(tmp_path: Path) -> None:
-    from pipeline.app import create_app
+    from pipeline.service.app import create_app
     from tests.test_enrichment import LengthClassifier
 
     settings = Settings(bootstrap_servers="127.0.0.1:1", web_port=0, summarizer_mode="off", data_dir=tmp_path)

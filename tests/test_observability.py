@@ -9,8 +9,8 @@ import aiohttp
 import orjson
 import pytest
 
-from pipeline.broker import free_port
-from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from pipeline.kafka.broker import free_port
+from pipeline.kafka.clients import OutRecord, ensure_topics, produce
 from tests.harness import WorkerProcess, unique_settings
 from tests.scrape import Samples, get, poll_until, scrape
 

@@ -25,8 +25,8 @@ from aiokafka.errors import (
 )
 from faust.exceptions import ProducerSendError
 
-import pipeline.agents as agents
-from pipeline.agents import RECORD_REFUSALS, DeadLetterRoute, publish_all, record_refusal
+import pipeline.runtime.batches as agents
+from pipeline.runtime.batches import RECORD_REFUSALS, DeadLetterRoute, publish_all, record_refusal
 from pipeline.deadletter import Outgoing, RawRecord
 from schemas.events import DeadLetter, ErrorCode
 from schemas.summaries import SummaryRequest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from pipeline.tools.cli import main
 from pipeline.settings import setting_env_names
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pipeline import kafka_io
-from pipeline.processes import worker_env
-from pipeline.security import client_security, faust_credentials, ssl_context
+from pipeline.kafka import clients as kafka_io
+from pipeline.tools.processes import worker_env
+from pipeline.kafka.security import client_security, faust_credentials, ssl_context
 from pipeline.settings import ConfigError, Settings, load_settings
 from tests.tls_proxy import make_pki
 
@@ -120,7 +120,7 @@ def test_sasl_settings_reach_the_faust_worker_clients(protocol: str, mechanism: 
     """What Faust's own producer and consumer hand to aiokafka, from the app the worker runs."""
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from pipeline.app import create_app
+    from pipeline.service.app import create_app
 
     settings = sasl(security_protocol=protocol, sasl_mechanism=mechanism,
                     ssl_cafile=CA if protocol == "SASL_SSL" else None, summarizer_mode="off", web_port=0)
@@ -136,7 +136,7 @@ def test_sasl_settings_reach_the_faust_worker_clients(protocol: str, mechanism: 
 
 
 def test_ssl_settings_reach_the_faust_worker_clients() -> None:
-    from pipeline.app import create_app
+    from pipeline.service.app import create_app
 
     settings = Settings(security_protocol="SSL", ssl_cafile=CA, summarizer_mode="off", web_port=0)
     app, _ = create_app(settings, classifier=StubClassifier())
@@ -189,7 +189,7 @@ async def test_every_cli_client_gets_the_security_settings(monkeypatch: pytest.M
 
 # --------------------------------------------------------------------------- secrets stay secret
 def test_config_masks_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.cli import main
+    from pipeline.tools.cli import main
 
     for key, value in {"STREAMNLP_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "STREAMNLP_SASL_USERNAME": "svc",
                        "STREAMNLP_SASL_PASSWORD": "hunter2-not-logged"}.items():

@@ -10,10 +10,10 @@ from typing import Sequence
 
 import orjson
 
-from pipeline.agents import SentimentAgent
-from pipeline.enrichment import BatchEnricher, EnricherConfig
-from pipeline.metrics import WorkerMetrics
-from pipeline.shadow import ShadowConfig, ShadowItem, ShadowScorer, sampled
+from pipeline.lanes.sentiment.agent import SentimentAgent
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
+from pipeline.runtime.metrics import WorkerMetrics
+from pipeline.lanes.sentiment.shadow import ShadowConfig, ShadowItem, ShadowScorer, sampled
 from tests.scrape import parse
 from tests.test_agent import MemoryTopic, PoisonAwareClassifier, _events
 from tests.test_enrichment import _Prediction

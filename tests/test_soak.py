@@ -23,9 +23,9 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.broker import free_port
-from pipeline.demo import DEFAULT_SAMPLES, sample_lines
-from pipeline.kafka_io import OutRecord, ensure_topics, jsonl_records, produce
+from pipeline.kafka.broker import free_port
+from pipeline.tools.demo import DEFAULT_SAMPLES, sample_lines
+from pipeline.kafka.clients import OutRecord, ensure_topics, jsonl_records, produce
 from tests.harness import WorkerProcess, unique_settings
 from tests.scrape import Samples, get, poll_until, scrape
 

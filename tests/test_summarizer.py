@@ -247,7 +247,7 @@ def test_seq2seq_summarize_api_and_int8(tiny_seq2seq):
 def test_cli_export_summarizer_then_load(tiny_seq2seq, tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.tools.cli import main
 
     hf_dir, _ = tiny_seq2seq
     out = tmp_path / "exported"

@@ -10,8 +10,8 @@ from typing import Sequence
 import orjson
 import pytest
 
-from pipeline.summarize.policy import SummaryPolicy
-from pipeline.summary_agent import SummaryAgent, SummaryAgentConfig
+from pipeline.lanes.summary.policy import SummaryPolicy
+from pipeline.lanes.summary.agent import SummaryAgent, SummaryAgentConfig
 from schemas.events import to_json_bytes
 from schemas.summaries import SummaryRequest
 from tests.test_agent import MemoryTopic, _Event, _Message
@@ -148,7 +148,7 @@ def test_abstractive_mode_without_generator_is_a_configuration_error() -> None:
 
 
 def test_a_sentence_cut_by_the_token_cap_is_dropped() -> None:
-    from pipeline.summary_agent import complete_sentences
+    from pipeline.lanes.summary.agent import complete_sentences
 
     assert complete_sentences("The room smelled of smoke. The pool advertised on the") == "The room smelled of smoke."
     assert complete_sentences("It costs $2.50 a ride. Fares") == "It costs $2.50 a ride."
@@ -186,7 +186,7 @@ async def test_a_request_blank_after_cleaning_is_dead_lettered_and_the_batch_goe
 
 
 async def test_a_summary_that_cannot_be_built_dead_letters_only_its_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.summary_agent as summary_agent
+    import pipeline.lanes.summary.agent as summary_agent
 
     real_decide = summary_agent.decide
 

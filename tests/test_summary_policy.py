@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.summarize.extractive import extractive_summary
-from pipeline.summarize.policy import SummaryDecision, SummaryPolicy, decide
+from pipeline.lanes.summary.extractive import extractive_summary
+from pipeline.lanes.summary.policy import SummaryDecision, SummaryPolicy, decide
 
 SOURCE = (
     "Metro Transit will launch three new bus routes on June 2, connecting the Eastgate neighborhood to the "

@@ -16,8 +16,8 @@ from typing import Iterator
 import orjson
 import pytest
 
-from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
-from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
+from pipeline.kafka.clients import OutRecord, ensure_topics, produce
 from tests.harness import REPO, WorkerProcess, collect_until, unique_settings
 from tests.tls_proxy import Pki, TlsProxy, make_pki
 
@@ -48,7 +48,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
 def _cli(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline.tools.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

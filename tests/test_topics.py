@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.broker import free_port
-from pipeline.kafka_io import ensure_topics, worker_topics
+from pipeline.kafka.broker import free_port
+from pipeline.kafka.clients import ensure_topics, worker_topics
 from pipeline.settings import Settings
 from tests.harness import unique_settings
 from tests.ready import start_ready_worker

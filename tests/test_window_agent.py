@@ -1,4 +1,4 @@
-"""pipeline.window_agent without Kafka: routing, counting, closing by watermark, late events, replays, idle flush."""
+"""pipeline.lanes.windows.agent without Kafka: routing, counting, closing by watermark, late events, replays, idle flush."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline import windows
-from pipeline.metrics import WorkerMetrics
-from pipeline.window_agent import TICK, RouteItem, WindowAgentConfig, WindowAggregator, route_item
-from pipeline.window_state import PartitionedState
+from pipeline.lanes.windows import logic as windows
+from pipeline.runtime.metrics import WorkerMetrics
+from pipeline.lanes.windows.agent import TICK, RouteItem, WindowAgentConfig, WindowAggregator, route_item
+from pipeline.lanes.windows.state import PartitionedState
 
 
 class FakeTopic:

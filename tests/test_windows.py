@@ -1,10 +1,10 @@
-"""pipeline.windows: window assignment, accumulation, closing and spike detection (hand-computed cases)."""
+"""pipeline.lanes.windows.logic: window assignment, accumulation, closing and spike detection (hand-computed cases)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import windows as w
+from pipeline.lanes.windows import logic as w
 
 
 def _acc(events: list[tuple[str, str | None, float | None]], *, top_k: int = 5) -> w.WindowAcc:

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.demo import labelled_samples
-from pipeline.kafka_io import OutRecord, ensure_topics, produce
+from pipeline.tools.demo import labelled_samples
+from pipeline.kafka.clients import OutRecord, ensure_topics, produce
 from tests.harness import WorkerProcess, collect_until, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]

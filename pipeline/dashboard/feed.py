@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.dashboard.hub import Hub, StatsSample, Update
 from pipeline.logs import get_logger
-from pipeline.security import client_security
+from pipeline.kafka.security import client_security
 from pipeline.settings import Settings
 
 log = get_logger("streamnlp.dashboard")
@@ -54,7 +54,7 @@ class FeedConfig:
 
 
 def sample_metrics(registry: CollectorRegistry, at_s: float | None = None) -> StatsSample:
-    """Cumulative counters and the summed lag of one worker's registry (pipeline/metrics.py names)."""
+    """Cumulative counters and the summed lag of one worker's registry (pipeline/runtime/metrics.py names)."""
     totals = {"streamnlp_events_in_total": 0.0, "streamnlp_events_enriched_total": 0.0,
               "streamnlp_events_dead_lettered_total": 0.0, "streamnlp_consumer_lag": 0.0}
     for family in registry.collect():

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from pipeline import windows
+from pipeline.lanes.windows import logic as windows
 
 OTHER_SOURCE = "other"
 
@@ -64,7 +64,7 @@ class _Bucket:
 
 
 def signed_score(label: str | None, score: float | None) -> float | None:
-    """The window aggregates' signed score (pipeline.windows); None for an event without sentiment."""
+    """The window aggregates' signed score (pipeline.lanes.windows.logic); None for an event without sentiment."""
     if label is None or score is None:
         return None
     return windows.signed_score(label, score)

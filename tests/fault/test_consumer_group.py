@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kafka_io import ensure_topics
+from pipeline.kafka.clients import ensure_topics
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
     Ledger, Watcher, committed_offsets, fault_settings, log_events, make_events, produce_events, start_worker,

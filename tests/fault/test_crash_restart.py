@@ -24,7 +24,7 @@ async def test_kill_9_mid_stream_then_restart(
 ) -> None:
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir, batch_max_size=BATCH,
                               topic_partitions=PARTITIONS)
-    from pipeline.kafka_io import ensure_topics
+    from pipeline.kafka.clients import ensure_topics
 
     await ensure_topics(settings)
     events = make_events(EVENTS, "crash", empty_every=50)  # 100 of them are dead letters (empty text)

@@ -11,8 +11,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
-from pipeline.kafka_io import ensure_topics
+from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
+from pipeline.kafka.clients import ensure_topics
 from tests.fault.proxy import TcpProxy
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (

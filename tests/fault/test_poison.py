@@ -18,8 +18,8 @@ from typing import Sequence
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.enrichment import BatchEnricher, EnricherConfig, RawRecord
-from pipeline.kafka_io import OutRecord, ensure_topics
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
+from pipeline.kafka.clients import OutRecord, ensure_topics
 from pipeline.settings import Settings
 from tests.fault.poison_corpus import FOLLOWERS, ENRICHED, PoisonCase, cases, expected_text, partition_blockers
 from tests.fault.report import FaultRecord

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from pipeline.broker import free_port
-from pipeline.kafka_io import ensure_topics
-from pipeline.processes import worker_env
+from pipeline.kafka.broker import free_port
+from pipeline.kafka.clients import ensure_topics
+from pipeline.tools.processes import worker_env
 from pipeline.settings import Settings
 from tests.fault.report import FaultRecord
 from tests.fault.workload import committed_offsets, fault_settings, make_events, produce_events
@@ -90,7 +90,7 @@ async def test_bad_startup_fails_fast_without_consuming(
 
     # The command WorkerProcess runs, with stderr kept apart from stdout.
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "worker"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pipeline.tools.cli", "worker"], env=env, capture_output=True,
                             text=True, timeout=120, stdin=subprocess.DEVNULL)
 
     exit_s = time.monotonic() - started

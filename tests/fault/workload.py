@@ -18,9 +18,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from pipeline.demo import labelled_samples
-from pipeline.kafka_io import InRecord, OutRecord
-from pipeline.processes import WorkerProcess
+from pipeline.tools.demo import labelled_samples
+from pipeline.kafka.clients import InRecord, OutRecord
+from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
 from tests.harness import unique_settings
 

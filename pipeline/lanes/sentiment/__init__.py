@@ -1,0 +1,1 @@
+"""Sentiment lane: decode -> language gate -> classify -> enriched events (texts.enriched)."""

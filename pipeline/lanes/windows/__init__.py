@@ -1,0 +1,1 @@
+"""Windows lane: enriched events -> tumbling windows of sentiment per source (texts.sentiment.windows)."""

@@ -1,0 +1,1 @@
+"""The at-least-once core every lane runs on: batches, metrics, health, lag."""

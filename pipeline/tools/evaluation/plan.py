@@ -1,0 +1,175 @@
+"""What `streamnlp eval` measures: every built model at every built precision, on which data.
+
+Model selection reads the catalogue and the build cache (or explicit model directories);
+the measurements themselves run one per process (isolate.py), in the order planned here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pipeline.catalogue import built_model, load_catalogue
+from pipeline.tools.evaluation.data import LabelledSet, TextSet, held_out_reviews, labelled_file, long_sample_texts
+from pipeline.tools.evaluation.isolate import run_isolated
+from pipeline.tools.evaluation.runs import SentimentRun, SummarizerRun, evaluate_extractive, evaluate_sentiment, evaluate_summarizer
+
+Task = Literal["sentiment", "summarization"]
+StageProgress = Callable[[str, int, int], None]
+
+__all__ = ["EvalConfig", "Target", "plan_targets", "run_eval"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    cache_dir: Path
+    models: tuple[str, ...] = ()  # catalogue names or model directories; () = every built catalogue model
+    data: Path | None = None  # labelled text,label file; None = the held-out review split
+    tasks: frozenset[str] = frozenset({"sentiment", "summarization"})
+    batch_size: int = 128  # sentiment texts per predict() call (the worker's STREAMNLP_BATCH_MAX_SIZE)
+    onnx_batch_size: int = 32  # rows per ONNX run (STREAMNLP_INFERENCE_BATCH_SIZE)
+    max_tokens: int = 256
+    threads: int = 0  # ONNX intra-op threads for every model (0 = all cores)
+    limit: int | None = None  # first N labelled texts only (quick runs)
+    faithfulness_threshold: float = 0.75
+    summary_min_chars: int = 400
+    summarizer_batch_size: int = 4
+    summarizer_max_new_tokens: int = 48
+    summarizer_max_prompt_tokens: int = 384
+    command: str = "streamnlp eval"
+
+
+@dataclass(frozen=True)
+class Target:
+    task: Task
+    name: str
+    model_dir: Path
+    precisions: tuple[str, ...]
+    default: bool = False
+    manifest: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def plan_targets(config: EvalConfig) -> list[Target]:
+    """Built models to evaluate, in catalogue order (explicit directories in the order given)."""
+    catalogue = load_catalogue()
+    targets: list[Target] = []
+    wanted = config.models or tuple(catalogue.entries)
+    for name in wanted:
+        entry = catalogue.entries.get(name)
+        model_dir = config.cache_dir / name if entry is not None else Path(name)
+        built = built_model(model_dir, entry.task if entry is not None else None)
+        if built is None:
+            if config.models:  # asked for by name: say so; otherwise unbuilt entries are just skipped
+                raise ValueError(f"{name} is not built ({model_dir}); run `streamnlp models build {name}`")
+            continue
+        task: Task = entry.task if entry is not None else (
+            "summarization" if (model_dir / "generation.json").is_file() else "sentiment")
+        if task in config.tasks:
+            targets.append(Target(task=task, name=entry.name if entry else built.manifest.get("name", model_dir.name),
+                                  model_dir=model_dir, precisions=built.precisions,
+                                  default=bool(entry and entry.default), manifest=built.manifest))
+    return targets
+
+
+def _sentiment_data(config: EvalConfig, targets: list[Target]) -> LabelledSet:
+    if config.data is not None:
+        return labelled_file(config.data).limited(config.limit)
+    default = next((t for t in targets if t.task == "sentiment" and t.default), None)
+    if default is None:
+        default_dir = config.cache_dir / next(iter(e.name for e in load_catalogue().defaults("sentiment")))
+        built = built_model(default_dir, "sentiment")
+        manifest = built.manifest if built else None
+    else:
+        manifest = default.manifest
+    return held_out_reviews(manifest).limited(config.limit)
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    load = load_average()
+    return {"cpus": os.cpu_count(), "arch": platform.machine(), "system": platform.system(),
+            "python": platform.python_version(), "onnxruntime": metadata.version("onnxruntime"),
+            "load_average_1m_at_start": load}
+
+
+def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
+    """Measure every target; returns the report (JSON-able dict)."""
+    started = time.monotonic()
+    machine_at_start = machine()
+    targets = plan_targets(config)
+    jobs: list[tuple[str, Task, Callable[..., dict], Any]] = []
+    data: dict[str, Any] = {}
+    if any(t.task == "sentiment" for t in targets):
+        labelled = _sentiment_data(config, targets)
+        data["sentiment"] = {"name": labelled.name, "source": labelled.source, "n": len(labelled.texts),
+                             "labels": {label: labelled.labels.count(label) for label in sorted(set(labelled.labels))}}
+        for t in (t for t in targets if t.task == "sentiment"):
+            for precision in t.precisions:
+                jobs.append((f"{t.name} {precision}", "sentiment", evaluate_sentiment, SentimentRun(
+                    str(t.model_dir), precision, labelled.texts, labelled.labels, config.batch_size, config.threads,
+                    config.max_tokens, config.onnx_batch_size)))
+    if "summarization" in config.tasks and any(t.task == "summarization" for t in targets):
+        long_texts: TextSet = long_sample_texts(config.summary_min_chars)
+        data["summarization"] = {"name": long_texts.name, "source": long_texts.source, "n": len(long_texts.texts)}
+        for t in (t for t in targets if t.task == "summarization"):
+            for precision in t.precisions:
+                jobs.append((f"{t.name} {precision}", "summarization", evaluate_summarizer, SummarizerRun(
+                    str(t.model_dir), precision, long_texts.texts, config.faithfulness_threshold,
+                    config.summarizer_batch_size, config.threads or (os.cpu_count() or 1),
+                    config.summarizer_max_new_tokens, config.summarizer_max_prompt_tokens)))
+        jobs.append(("extractive fallback", "summarization", _extractive_job,
+                     (long_texts.texts, config.faithfulness_threshold)))
+    results: dict[str, list[dict[str, Any]]] = {"sentiment": [], "summarization": []}
+    for number, (label, task, work, job) in enumerate(jobs, 1):
+        stage = f"eval {number}/{len(jobs)} {label}"
+        results[task].append(run_isolated(work, job, lambda done, total, s=stage: progress(s, done, total)))
+    return {
+        "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "command": config.command,
+        # the reference machine is shared: the load says whether the timings had the CPUs to themselves
+        "machine": {**machine_at_start, "load_average_1m_at_end": load_average()},
+        "settings": {"sentiment_batch_size": config.batch_size, "onnx_batch_size": config.onnx_batch_size,
+                     "threads": config.threads or os.cpu_count(),
+                     "summarizer_batch_size": config.summarizer_batch_size,
+                     "summarizer_max_new_tokens": config.summarizer_max_new_tokens,
+                     "faithfulness_threshold": config.faithfulness_threshold},
+        "data": data,
+        "sentiment": results["sentiment"],
+        "summarization": results["summarization"],
+        "headline": headline(targets, results["sentiment"]),
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def _extractive_job(job: tuple[list[str], float], progress: Callable[[int, int], None]) -> dict[str, Any]:
+    texts, threshold = job
+    return evaluate_extractive(texts, threshold, progress)
+
+
+def headline(targets: list[Target], sentiment: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Accuracy of the default sentiment model at int8 and fp32, and the gap (the issue's acceptance numbers)."""
+    default = next((t for t in targets if t.task == "sentiment" and t.default), None)
+    if default is None:
+        return None
+    by_precision = {r["precision"]: r for r in sentiment if r["model"] == default.manifest.get("name", default.name)}
+    int8, fp32 = by_precision.get("int8"), by_precision.get("fp32")
+    return {
+        "model": default.name,
+        "version": default.manifest.get("version"),
+        "accuracy_int8": None if int8 is None else round(int8["accuracy"], 4),
+        "accuracy_fp32": None if fp32 is None else round(fp32["accuracy"], 4),
+        "fp32_int8_gap": None if int8 is None or fp32 is None else round(fp32["accuracy"] - int8["accuracy"], 4),
+        "throughput_int8_per_s": None if int8 is None else round(int8["throughput_per_s"], 1),
+    }

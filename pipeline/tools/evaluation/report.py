@@ -1,0 +1,167 @@
+"""The eval report as Markdown, JSON and a quality-vs-throughput chart (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_markdown", "write_chart", "write_report"]
+
+
+def _mb(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:,.0f} MB" if n >= 10e6 else f"{n / 1e6:.1f} MB"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
+    m = report["machine"]
+    lines = [
+        f"# streamnlp eval ({report['created_at'][:10]})",
+        "",
+        f"Measured by `{report['command']}` on {m['cpus']} CPUs ({m['arch']}, {m['system']}), no GPU, "
+        f"onnxruntime {m['onnxruntime']}, 1-minute load average {m['load_average_1m_at_start']} at start"
+        f"{'' if m.get('load_average_1m_at_end') is None else ' and ' + str(m['load_average_1m_at_end']) + ' at the end'}; "
+        f"{report['elapsed_s']:.0f} s in all. Each model and precision runs in its own process "
+        f"with {report['settings']['threads']} ONNX threads.",
+        "",
+    ]
+    head = report.get("headline")
+    if head and head.get("accuracy_int8") is not None:
+        gap = head.get("fp32_int8_gap")
+        lines += [
+            f"**Default sentiment model `{head['model']}` ({head['version']}):** held-out accuracy int8 "
+            f"**{_pct(head['accuracy_int8'])}**, fp32 {_pct(head['accuracy_fp32'])}"
+            + ("" if gap is None else f" (fp32 - int8 = {100 * gap:+.1f} points)")
+            + f", {head['throughput_int8_per_s']:.0f} texts/s at int8.",
+            "",
+        ]
+    if chart_name:
+        lines += [f"![quality vs throughput]({chart_name})", ""]
+    if report["sentiment"]:
+        data = report["data"]["sentiment"]
+        batch = report["settings"]["sentiment_batch_size"]
+        rows = report["settings"]["onnx_batch_size"]
+        lines += [
+            f"## Sentiment: {data['name']} (n = {data['n']:,})",
+            "",
+            f"{data['source']}; labels {', '.join(f'{k} {v}' for k, v in data['labels'].items())}. "
+            f"Texts are handed over {batch} per `predict()` call (a worker micro-batch), sorted by length "
+            f"inside it and run {rows} rows per ONNX run, as in the worker.",
+            "",
+            f"| model | precision | accuracy | macro-F1 | ECE | size | peak RAM | p50 ms / {batch} texts "
+            "| p99 ms | texts/s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in report["sentiment"]:
+            lines.append(
+                f"| {r['model']} | {r['precision']} | {_pct(r['accuracy'])} | {_num(r['macro_f1'])} | {_num(r['ece'])} "
+                f"| {_mb(r['size_bytes'])} | {_mb(r['peak_rss_delta_bytes'])} | {r['latency_ms_p50']:.1f} "
+                f"| {r['latency_ms_p99']:.1f} | {r['throughput_per_s']:.0f} |")
+        unknown = {r["model"]: r["unknown_gold_labels"] for r in report["sentiment"] if r["unknown_gold_labels"]}
+        if unknown:
+            lines += ["", "Gold labels a model cannot output (always counted wrong): "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in unknown.items()) + "."]
+        lines.append("")
+    if report["summarization"]:
+        data = report["data"]["summarization"]
+        threshold = report["settings"]["faithfulness_threshold"]
+        lines += [
+            f"## Summarization: {data['name']} (n = {data['n']})",
+            "",
+            f"{data['source']}; batch {report['settings']['summarizer_batch_size']}, at most "
+            f"{report['settings']['summarizer_max_new_tokens']} new tokens. Candidates are judged by the service's own "
+            f"policy (`pipeline/lanes/summary/policy.py`, threshold {threshold}).",
+            "",
+            f"| model | precision | faithfulness mean | below {threshold} | fallback rate (reasons) | compression "
+            "| docs/s | p50 s / batch | size | peak RAM |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in report["summarization"]:
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["fallback_reasons"].items()))
+            lines.append(
+                f"| {r['model']} | {r['precision']} | {_num(r['faithfulness_mean'])} | {_pct(r['below_threshold_share'])} "
+                f"| {_pct(r['fallback_rate'])}{f' ({reasons})' if reasons else ''} "
+                f"| {_num(r['compression_ratio'], 1)}x | {r['docs_per_s']:.2f} | {r['latency_ms_p50'] / 1000:.2f} "
+                f"| {_mb(r['size_bytes'])} | {_mb(r['peak_rss_delta_bytes'])} |")
+        lines.append("")
+    lines += [
+        "## Definitions",
+        "",
+        "* **accuracy**: share of texts whose label equals the gold label. **macro-F1**: mean F1 over the gold "
+        "classes. **ECE**: expected calibration error of the top label's probability, 10 equal-width bins "
+        "(0 = a 0.9 score is right 90% of the time).",
+        "* **size**: the ONNX file(s) the precision loads. **peak RAM**: growth of the process's peak RSS from "
+        "just before loading the model to the end of the run (model, arenas, activations).",
+        "* **latency**: wall time of one `predict()` call on a batch (one worker hand-over, texts sorted by "
+        "length inside it); **texts/s**: texts / total predict time. Summaries: one `summarize()` call per batch.",
+        "* **faithfulness**: `score_faithfulness` of the model's own candidate (before any fallback); **fallback "
+        "rate**: candidates the policy would replace by the extractive summary (unfaithful or degenerate); "
+        "**compression**: source words per summary word.",
+        "* The `extractive (no model)` row is the service's fallback alone: faithful by construction.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_chart(report: dict[str, Any], path: Path) -> None:
+    """Quality vs throughput, one panel per task, log-scale throughput: the small-model trade-off at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    panels = [(task, rows) for task, rows in (("sentiment", report["sentiment"]),
+                                              ("summarization", report["summarization"])) if rows]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.2 * max(1, len(panels)), 4.6), squeeze=False)
+    for ax, (task, rows) in zip(axes[0], panels):
+        if task == "sentiment":
+            xs = [r["throughput_per_s"] for r in rows]
+            ys = [100 * r["accuracy"] for r in rows]
+            ax.set_xlabel("throughput (texts/s, log scale)")
+            ax.set_ylabel(f"accuracy on {report['data']['sentiment']['name']} (%)")
+            ax.set_title("Sentiment")
+        else:
+            xs = [r["docs_per_s"] for r in rows]
+            ys = [100 * (1 - r["fallback_rate"]) for r in rows]
+            ax.set_xlabel("throughput (docs/s, log scale)")
+            ax.set_ylabel("summaries kept (faithful, not degenerate) (%)")
+            ax.set_title("Summarization")
+        for r, x, y in zip(rows, xs, ys):
+            size = f", {_mb(r['size_bytes'])}" if r["size_bytes"] else ""
+            label = r["model"] if r["precision"] == "-" else f"{r['model']} {r['precision']}{size}"
+            ax.scatter([x], [y], s=40, zorder=3)
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="major", alpha=0.3)
+        # at least 10 points of y range: a 0.5-point gap must not look like a cliff
+        low, high = min(ys), max(ys)
+        pad = max(2.0, (10.0 - (high - low)) / 2)
+        ax.set_ylim(max(0.0, low - pad), min(100.0, high + pad) + 4.0)
+        ax.set_xlim(min(xs) / 2, max(xs) * 4)
+    fig.suptitle(f"streamnlp: quality vs throughput ({report['machine']['cpus']} CPUs, {report['created_at'][:10]})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], prefix: Path) -> list[Path]:
+    """PREFIX.md, PREFIX.json and PREFIX.png; returns the paths written."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    md, js, png = (prefix.with_name(prefix.name + ext) for ext in (".md", ".json", ".png"))
+    write_chart(report, png)
+    md.write_text(render_markdown(report, chart_name=png.name), encoding="utf-8")
+    js.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return [md, js, png]
