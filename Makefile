@@ -33,6 +33,13 @@ demo: install models
 test: install models
 	$(BIN)/python -m pytest -q -ra
 
+# ruff (pyflakes, imports, bugbear, blind except, pyupgrade), mypy, and the import contracts
+# (layers, independent lanes, no cycles): configured in pyproject.toml, run by CI before the tests.
+lint: install
+	$(BIN)/ruff check pipeline schemas tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 schemas: install
 	$(BIN)/python -m schemas.generate
 

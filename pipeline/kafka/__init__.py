@@ -1,1 +1,1 @@
-"""Kafka plumbing: aiokafka clients, the embedded broker, TLS/SASL options, Faust's transport."""
+"""Kafka plumbing: aiokafka clients for tools and tests, the embedded broker, TLS/SASL options."""

@@ -21,7 +21,7 @@ from pipeline.settings import Settings
 from pipeline.lanes.sentiment.shadow import ShadowConfig, ShadowScorer
 from pipeline.lanes.summary.policy import SummaryPolicy
 from pipeline.lanes.summary.agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
-from pipeline.kafka.transport import StreamnlpApp
+from pipeline.runtime.transport import StreamnlpApp
 from pipeline.lanes.windows.agent import WindowAggregator, WindowRouter, window_agents_config
 from pipeline.lanes.windows.state import PartitionedState, state_loader
 
