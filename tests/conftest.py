@@ -9,9 +9,7 @@ import pytest
 from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig
 from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SENTIMENT_MODEL
 from tests.kafka_backend import choose_kafka_backend, docker_engine_reachable
-
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
+from tests.paths import ARTIFACTS
 
 
 @pytest.fixture(scope="session")

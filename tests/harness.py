@@ -12,8 +12,7 @@ import orjson
 from pipeline.kafka.clients import InRecord, TopicFollower
 from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
 
 
 def unique_settings(bootstrap: str, tmp_path: Path, **overrides: object) -> Settings:

@@ -34,7 +34,7 @@ from tests.fault.workload import (
     start_worker,
     stop_worker,
 )
-from tests.test_enrichment import _Info, _Prediction
+from tests.unit.lanes.sentiment.test_enrichment import _Info, _Prediction
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(300)]
 
