@@ -67,7 +67,7 @@ class Source(BaseModel):
     data: str | None = Field(default=None, description="training data, for recipes that fine-tune")
 
     @model_validator(mode="after")
-    def _fields_of_kind(self) -> "Source":
+    def _fields_of_kind(self) -> Source:
         needs = {"package": ("package",), "local": ("path",), "huggingface": ("hf_id",)}[self.kind]
         missing = [name for name in needs if not getattr(self, name)]
         if missing:
@@ -105,7 +105,7 @@ class CatalogueEntry(BaseModel):
     build_minutes_2_cores: float | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CatalogueEntry":
+    def _consistent(self) -> CatalogueEntry:
         online_source = self.source.kind == "huggingface"
         if self.offline == online_source:
             raise ValueError(f"offline = {str(self.offline).lower()} contradicts source kind {self.source.kind!r} "
@@ -204,6 +204,6 @@ def built_model(model_dir: Path, task: Task | None = None) -> BuiltModel | None:
     if task == "summarization":
         from pipeline.inference.summarizer import built_precisions
     else:
-        from pipeline.inference.sentiment import built_precisions  # type: ignore[assignment]
+        from pipeline.inference.sentiment import built_precisions
     return BuiltModel(path=Path(model_dir), version=str(manifest.get("version") or "unversioned"),
                       precisions=tuple(built_precisions(Path(model_dir))), manifest=manifest)

@@ -16,8 +16,9 @@ import logging
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, MutableMapping
 from contextvars import ContextVar
-from typing import Any, Callable, Iterable, Literal, MutableMapping
+from typing import Any, Literal
 
 import structlog
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -59,7 +59,7 @@ from pydantic_core import PydanticCustomError
 try:  # orjson is a runtime dependency, but keep the schemas importable without it
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised only in minimal environments
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # the fallback below checks for None
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -116,7 +116,7 @@ SchemaVersion = Annotated[
 ]
 
 #: Metadata values are JSON scalars only (no nested objects/arrays).
-MetadataValue = Union[StrictStr, StrictBool, StrictInt, StrictFloat, None]
+MetadataValue = StrictStr | StrictBool | StrictInt | StrictFloat | None
 
 _TimestampIn = Annotated[
     datetime,
@@ -290,7 +290,7 @@ class TextEvent(_EventCore):
 # Output: EnrichedEvent
 # --------------------------------------------------------------------------- #
 
-_OUTPUT_CONFIG = dict(
+_OUTPUT_CONFIG = ConfigDict(
     extra="ignore",
     protected_namespaces=(),
     # The worker always writes every field (None as null), so the published
@@ -396,7 +396,7 @@ class EnrichedEvent(_EventCore):
         summary: str | None = None,
         language: Language | None = None,
         sentiment_skipped_reason: SentimentSkippedReason | None = None,
-    ) -> "EnrichedEvent":
+    ) -> EnrichedEvent:
         """Build the output for ``event`` (input fields copied, version reset)."""
         data = {name: getattr(event, name) for name in _EventCore.model_fields if name != "schema_version"}
         return cls(**data, sentiment=sentiment, processing=processing, summary=summary, language=language,
@@ -408,7 +408,7 @@ class EnrichedEvent(_EventCore):
 # --------------------------------------------------------------------------- #
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(str, enum.Enum):  # noqa: UP042 - StrEnum would change what str(code) returns
     """Why a record went to the DLQ. Values are stable: alert and dashboard on them.
 
     ================================  ==================================================

@@ -26,7 +26,7 @@ from schemas.events import MAX_ID_CHARS, SchemaVersion
 SUMMARY_REQUEST_SCHEMA_VERSION = "1.0"
 SUMMARY_EVENT_SCHEMA_VERSION = "1.0"
 
-_CONFIG = dict(extra="ignore", protected_namespaces=(), json_schema_serialization_defaults_required=True)
+_CONFIG = ConfigDict(extra="ignore", protected_namespaces=(), json_schema_serialization_defaults_required=True)
 
 SummaryMethod = Literal["abstractive", "extractive"]
 FallbackReason = Literal["unfaithful", "degenerate", "backlog", "generation_error", "disabled"]

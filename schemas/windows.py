@@ -20,7 +20,7 @@ from schemas.events import MAX_ID_CHARS, SchemaVersion
 
 SENTIMENT_WINDOW_SCHEMA_VERSION = "1.0"
 
-_CONFIG = dict(extra="ignore", protected_namespaces=(), json_schema_serialization_defaults_required=True)
+_CONFIG = ConfigDict(extra="ignore", protected_namespaces=(), json_schema_serialization_defaults_required=True)
 
 
 class SentimentWindow(BaseModel):

@@ -24,10 +24,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.kafka.broker import EmbeddedBroker  # noqa: E402
-from pipeline.tools.demo import labelled_samples  # noqa: E402
 from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
-from pipeline.tools.processes import WorkerProcess  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.tools.demo import labelled_samples  # noqa: E402
+from pipeline.tools.processes import WorkerProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = [(8, 10), (32, 10), (32, 50), (64, 50), (128, 50), (128, 100)]
@@ -140,7 +140,7 @@ def main() -> None:
     GRID[:] = [tuple(int(v) for v in pair.split("x")) for pair in args.grid.split(",")]
     results = asyncio.run(main_async(args))
     args.out.write_text(json.dumps({"events": args.events, "results": results}, indent=2) + "\n")
-    print("| batch_max_size | batch_max_wait_ms | drain ev/s | p50 ms @ %g ev/s | p99 ms |" % args.rate)
+    print(f"| batch_max_size | batch_max_wait_ms | drain ev/s | p50 ms @ {args.rate:g} ev/s | p99 ms |")
     print("|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['batch_max_size']} | {r['batch_max_wait_ms']} | {r['drain_events_per_s']} | "

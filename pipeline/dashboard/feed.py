@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -20,8 +21,8 @@ from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from pipeline.dashboard.hub import Hub, StatsSample, Update
-from pipeline.logs import get_logger
 from pipeline.kafka.security import client_security
+from pipeline.logs import get_logger
 from pipeline.settings import Settings
 
 log = get_logger("streamnlp.dashboard")
@@ -40,7 +41,7 @@ class FeedConfig:
     fetch_max_wait_ms: int = 250      # a dashboard needs no 25 ms latency; longer fetches cost the broker less
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "FeedConfig":
+    def from_settings(cls, settings: Settings) -> FeedConfig:
         return cls(
             enriched_topic=settings.output_topic,
             summaries_topic=settings.summaries_topic if settings.summarizer_mode != "off" else None,

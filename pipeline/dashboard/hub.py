@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.lanes.windows import logic as windows
 
@@ -104,7 +105,8 @@ class Hub:
         sentiment = event.get("sentiment") if isinstance(event.get("sentiment"), Mapping) else None
         label = _str(sentiment.get("label")) if sentiment else None
         score = _num(sentiment.get("score")) if sentiment else None
-        language = event.get("language") if isinstance(event.get("language"), Mapping) else {}
+        detected = event.get("language")
+        language: Mapping[str, Any] = detected if isinstance(detected, Mapping) else {}
         source = windows.source_key(_str(event.get("source")))
         row: dict[str, Any] = {
             "id": event_id, "source": source, "at": timestamp_ms,
@@ -133,7 +135,8 @@ class Hub:
         if event_id is None:
             return []
         self.totals["summaries"] += 1
-        faithfulness = summary.get("faithfulness") if isinstance(summary.get("faithfulness"), Mapping) else {}
+        scored = summary.get("faithfulness")
+        faithfulness: Mapping[str, Any] = scored if isinstance(scored, Mapping) else {}
         fields: dict[str, Any] = {
             "summary_method": _str(summary.get("method")),
             "faithfulness": _num(faithfulness.get("score")),

@@ -35,7 +35,7 @@ def install_dashboard(app: faust.App, settings: Settings, registry: CollectorReg
     async def dashboard_feed() -> None:
         await feed.run()  # cancelled with the worker's other tasks on shutdown
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust types receivers as (sender, *args, **kwargs)
     async def close_dashboard_streams(_app: faust.App, **_: object) -> None:
         # Open event streams would otherwise hold the web server's graceful stop for its full timeout.
         broadcaster.close()

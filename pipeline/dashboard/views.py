@@ -104,7 +104,7 @@ def register_views(app: faust.App, hub: Hub, broadcaster: Broadcaster, token: st
             while True:
                 try:
                     batch = await asyncio.wait_for(subscription.next(), KEEPALIVE_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await response.write(b": keepalive\n\n")
                     continue
                 if batch is None:  # too slow, or the worker is stopping

@@ -19,8 +19,9 @@ None for all) drops finished rows before the step, so a batch stops paying for t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -93,7 +94,7 @@ class CausalGraph:
         positions = np.cumsum(attention[:, :width], axis=1) - 1
         positions[attention[:, :width] == 0] = 1  # padding: any valid position, masked anyway
         # (only the optimum layout takes positions; it is left-padded, so column -1 is each row's last)
-        empty = np.zeros((rows, self.kv_heads, 0, self.head_dim), dtype=self.kv_dtype)
+        empty: np.ndarray = np.zeros((rows, self.kv_heads, 0, self.head_dim), dtype=self.kv_dtype)
         state = _CausalState([empty] * len(self.past_names), attention, width, positions[:, -1:] + 1)
         return state, self._run(state, input_ids, positions)
 
@@ -114,7 +115,7 @@ class CausalGraph:
             feed["attention_mask"] = state.attention[:, : state.seq_len]
         if self.has_position:
             feed["position_ids"] = positions
-        feed.update(zip(self.past_names, state.past))
+        feed.update(zip(self.past_names, state.past, strict=False))
         outs = self.session.run(self.output_names, feed)
         state.past = outs[1:]
         return outs[0][:, -1, :]
@@ -164,7 +165,7 @@ class Seq2SeqGraph:
             {"input_ids": start, "encoder_hidden_states": hidden, "encoder_attention_mask": mask},
         )
         state = _Seq2SeqState(mask)
-        presents = dict(zip(self.past_names, outs[1:]))
+        presents = dict(zip(self.past_names, outs[1:], strict=False))
         state.cross = {n: presents[n] for n in self.cross_names}
         state.self_kv = {n: presents[n] for n in self.self_names}
         logits = outs[0][:, -1, :]
@@ -182,5 +183,5 @@ class Seq2SeqGraph:
     def _step(self, state: _Seq2SeqState, tokens: np.ndarray) -> np.ndarray:
         feed = {"input_ids": tokens[:, None], "encoder_attention_mask": state.encoder_mask, **state.cross, **state.self_kv}
         outs = self.decoder_with_past.run(self._step_outputs, feed)
-        state.self_kv = dict(zip(self.self_names, outs[1:]))
+        state.self_kv = dict(zip(self.self_names, outs[1:], strict=False))
         return outs[0][:, -1, :]

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import string
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 __all__ = ["DetectedLanguage", "GateDecision", "LanguageGate", "LanguageGateConfig", "UNSUPPORTED_LANGUAGE"]
 

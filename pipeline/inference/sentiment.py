@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -176,7 +176,7 @@ class SentimentClassifier:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, model_dir: Path, config: ClassifierConfig | None = None) -> "SentimentClassifier":
+    def load(cls, model_dir: Path, config: ClassifierConfig | None = None) -> SentimentClassifier:
         config = config or ClassifierConfig()
         if config.precision not in _PRECISION_FILES:
             raise ModelLoadError(f"unknown precision {config.precision!r}; use 'int8' or 'fp32'")
@@ -288,7 +288,7 @@ class SentimentClassifier:
         input_ids = np.full((rows, width), self._pad_id, dtype=np.int64)
         attention = np.zeros((rows, width), dtype=np.int64)
         type_ids = np.zeros((rows, width), dtype=np.int64)
-        for i, (r, t) in enumerate(zip(ids, types)):
+        for i, (r, t) in enumerate(zip(ids, types, strict=True)):
             input_ids[i, : len(r)] = r
             attention[i, : len(r)] = 1
             type_ids[i, : len(t)] = t

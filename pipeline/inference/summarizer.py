@@ -28,9 +28,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -210,7 +210,7 @@ class Summarizer:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, model_dir: Path, config: SummarizerConfig | None = None) -> "Summarizer":
+    def load(cls, model_dir: Path, config: SummarizerConfig | None = None) -> Summarizer:
         config = config or SummarizerConfig()
         if config.precision not in _PRECISION_FILES:
             raise ModelLoadError(f"unknown precision {config.precision!r}; use one of {sorted(_PRECISION_FILES)}")
@@ -303,7 +303,7 @@ class Summarizer:
         for start in range(0, n, bs):
             idx = order[start : start + bs]
             outs = self.generate_ids([prompts[i][0] for i in idx], deadline=deadline)
-            for i, (text, n_new, reason) in zip(idx, outs):
+            for i, (text, n_new, reason) in zip(idx, outs, strict=True):
                 ids, truncated = prompts[i]
                 results[i] = GeneratedSummary(
                     text=text,
@@ -385,9 +385,9 @@ class Summarizer:
                 next_tok = next_tok[sel]
                 active = active[sel]
             logits = self._graph.advance(state, next_tok, sel)
-        for r in range(rows):  # loop fell through without finishing (cannot happen; defensive)
-            if not reasons[r]:
-                reasons[r], texts[r] = "max_new_tokens", self._decode(generated[r, : n_gen[r]])
+        for row in range(rows):  # loop fell through without finishing (cannot happen; defensive)
+            if not reasons[row]:
+                reasons[row], texts[row] = "max_new_tokens", self._decode(generated[row, : n_gen[row]])
         return [(_clean(texts[r]), int(n_gen[r]), reasons[r]) for r in range(rows)]
 
     def _decode(self, ids: np.ndarray) -> str:

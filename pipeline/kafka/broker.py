@@ -98,7 +98,7 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         if self.running:
             return self
         binary = resolve_tansu_binary()
@@ -124,7 +124,7 @@ class EmbeddedBroker:
         except OSError as exc:
             raise BrokerError(f"cannot execute the Tansu broker at {binary}: {exc}") from exc
         finally:
-            if log is not subprocess.DEVNULL:
+            if not isinstance(log, int):  # an open file, not subprocess.DEVNULL
                 log.close()  # the child holds its own descriptor
         deadline = time.monotonic() + self.config.startup_timeout_s
         while time.monotonic() < deadline:
@@ -155,7 +155,7 @@ class EmbeddedBroker:
             process.kill()
             process.wait(timeout=timeout_s)
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

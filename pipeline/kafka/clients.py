@@ -10,8 +10,8 @@ import asyncio
 import socket
 import ssl
 import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterable, Sequence
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -155,7 +155,7 @@ async def produce(settings: Settings, topic: str, records: Iterable[OutRecord]) 
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return results  # type: ignore[return-value]
+    return results
 
 
 async def send_all(
@@ -200,7 +200,7 @@ class TopicFollower:
             **client_security(settings),
         )
 
-    async def start(self) -> "TopicFollower":
+    async def start(self) -> TopicFollower:
         consumer = self._consumer
         try:
             await consumer.start()
@@ -234,7 +234,7 @@ class TopicFollower:
     async def stop(self) -> None:
         await self._consumer.stop()
 
-    async def __aenter__(self) -> "TopicFollower":
+    async def __aenter__(self) -> TopicFollower:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

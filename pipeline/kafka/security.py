@@ -63,7 +63,7 @@ def client_security(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def faust_credentials(settings: Settings) -> "CredentialsT | None":
+def faust_credentials(settings: Settings) -> CredentialsT | None:
     """Faust's `broker_credentials` carrying exactly what `client_security` gives aiokafka."""
     import faust
 

@@ -16,10 +16,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.errors import StreamnlpError
 
@@ -77,7 +78,7 @@ def _pkg_version(name: str) -> str | None:
 
 
 def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _make_tmp_dir(out_dir: Path) -> Path:

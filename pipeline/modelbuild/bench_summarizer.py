@@ -23,10 +23,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL, REPO_ROOT as REPO
+from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL
 
 DEFAULT_MODEL_DIR = DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL
 TORCH_ENGINE = "pytorch fp32 (transformers generate)"
@@ -77,7 +77,7 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-Runner = Callable[[list[list[int]]], None]
+Runner = Callable[[list[list[int]]], object]
 
 
 def onnx_runner(model_dir: Path, precision: str, prompts, threads: int, new_tokens: int) -> Runner:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             results["onnxruntime-genai int4"] = bench_genai(
                 args.genai_python, args.genai_model, prompts, batch_sizes, args.new_tokens, pad_id
             )
-        except Exception as exc:  # optional engine; report and continue
+        except Exception as exc:  # noqa: BLE001 - optional engine; report and continue
             _progress(f"  genai skipped: {exc}")
 
     base = results.get(TORCH_ENGINE)

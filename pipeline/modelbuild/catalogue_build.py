@@ -13,13 +13,14 @@ import importlib
 import inspect
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from pipeline.catalogue import CatalogueEntry
-from pipeline.modelbuild.progress import ProgressFn
 from pipeline.modelbuild.base import ModelBuildError, is_built
+from pipeline.modelbuild.progress import ProgressFn
 
 HUB_PROBE_TIMEOUT_S = 5.0
 _TRUTHY = ("1", "true", "yes", "on")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from pipeline.modelbuild import sentiment, summarizer
 from pipeline.modelbuild.base import is_built
 from pipeline.modelbuild.progress import ProgressFn
-from pipeline.modelbuild import sentiment, summarizer
 
 
 def build_default_models(

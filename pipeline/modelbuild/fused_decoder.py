@@ -22,9 +22,9 @@ width (total length), so each row's real tokens must be a prefix of its row.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import onnx
@@ -53,7 +53,7 @@ class DecoderShape:
     tied_embeddings: bool
 
     @classmethod
-    def from_hf_config(cls, config: Mapping) -> "DecoderShape":
+    def from_hf_config(cls, config: Mapping) -> DecoderShape:
         problem = fused_support_problem(config)
         if problem:
             raise ModelBuildError(f"fused decoder graph: {problem}; use the optimum export (export_causal_lm)")
@@ -200,6 +200,7 @@ def build_fused_decoder(hf_dir: Path, dest: Path) -> DecoderShape:
         delta = f"down{i}"
 
     norm = init("model.norm.weight", weight("model.norm.weight"))
+    assert delta is not None, "a decoder has at least one layer"
     node("SkipSimplifiedLayerNormalization", [residual, delta, norm], ["final", "", "", "final_res"],
          domain=ms, epsilon=eps)
 

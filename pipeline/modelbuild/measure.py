@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def _chunk_average(clf: SentimentClassifier, texts: list[str]) -> np.ndarray:
         probs[idx] = clf._run([rows[i] for i in idx], [types[i] for i in idx])
     out = np.zeros((len(texts), len(clf.labels)))
     counts = np.zeros(len(texts))
-    for p, k in zip(probs, owner):
+    for p, k in zip(probs, owner, strict=True):
         out[k] += p
         counts[k] += 1
     return out / counts[:, None]
@@ -84,7 +85,7 @@ def measure_truncation(
     for max_tokens in max_tokens_list:
         clf = SentimentClassifier.load(model_dir, ClassifierConfig(max_tokens=max_tokens, precision=precision))
         n_tok = [len(e.ids) for e in clf._tokenizer.encode_batch(docs)]
-        row = {"docs": len(docs), "median_tokens": int(statistics.median(n_tok))}
+        row: dict[str, Any] = {"docs": len(docs), "median_tokens": int(statistics.median(n_tok))}
         for name, frac in (
             ("head_only", 1.0),
             ("head75_tail25", 0.75),

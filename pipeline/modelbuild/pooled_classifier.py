@@ -11,8 +11,9 @@ runtime loader does not change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ONNX_OPSET = 17
 
@@ -44,8 +45,8 @@ def build_pooled_classifier(base_dir: Path, num_labels: int, pooling: str = "cls
             self.head = nn.Linear(self.encoder.config.hidden_size, num_labels)
 
         def forward(
-            self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", token_type_ids: "torch.Tensor"
-        ) -> "torch.Tensor":
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             if pooling == "cls":
                 pooled = out.pooler_output

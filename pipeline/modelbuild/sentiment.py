@@ -11,9 +11,10 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.modelbuild.base import (
     MODEL_FILES,
@@ -70,7 +71,7 @@ def evaluate_accuracy(model_dir: Path, texts: list[str], labels: list[str], prec
 
     clf = SentimentClassifier.load(model_dir, ClassifierConfig(precision=precision, batch_size=64))
     preds = clf.predict(texts)
-    return sum(p.label == y for p, y in zip(preds, labels)) / max(len(labels), 1)
+    return sum(p.label == y for p, y in zip(preds, labels, strict=True)) / max(len(labels), 1)
 
 
 # ------------------------------------------------------------------------ training
@@ -153,6 +154,7 @@ def _fine_tune(
     sched = get_linear_schedule_with_warmup(optim, int(total * params["warmup_ratio"]), total)
 
     def held_out_accuracy() -> float:
+        assert held_out is not None, "only called when a held-out set is given"
         texts, labels = held_out
         model.eval()
         correct = 0
@@ -235,14 +237,14 @@ class _WeightAverage:
         import torch
 
         with torch.no_grad():
-            for avg, p in zip(self.shadow, model.parameters()):
+            for avg, p in zip(self.shadow, model.parameters(), strict=True):
                 avg.mul_(self.decay).add_(p.detach(), alpha=1.0 - self.decay)
 
     def copy_to(self, model: Any) -> None:
         import torch
 
         with torch.no_grad():
-            for avg, p in zip(self.shadow, model.parameters()):
+            for avg, p in zip(self.shadow, model.parameters(), strict=True):
                 p.copy_(avg)
 
     @contextmanager
@@ -256,7 +258,7 @@ class _WeightAverage:
             yield
         finally:
             with torch.no_grad():
-                for keep, p in zip(saved, model.parameters()):
+                for keep, p in zip(saved, model.parameters(), strict=True):
                     p.copy_(keep)
 
 

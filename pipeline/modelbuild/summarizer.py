@@ -23,11 +23,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from pipeline.modelbuild.fused_decoder import build_fused_decoder, fused_support_problem
-from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
 from pipeline.modelbuild.base import (
     ModelBuildError,
     _is_hf_id,
@@ -40,6 +39,8 @@ from pipeline.modelbuild.base import (
     sha256_file,
     staged_build,
 )
+from pipeline.modelbuild.fused_decoder import build_fused_decoder, fused_support_problem
+from pipeline.modelbuild.progress import ProgressFn, StderrProgress, null_progress
 from pipeline.modelbuild.weights import LOADER_KWARGS, fetch_hub_model, require_safe_weights
 
 log = logging.getLogger(__name__)

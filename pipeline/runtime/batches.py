@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
 from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordListTooLargeError
@@ -86,16 +87,15 @@ def error_code(item: Outgoing) -> str:
 def raw_record(event: faust.EventT) -> RawRecord:
     """What the enrichment code needs of a Faust event; headers normalised to (str, bytes) pairs."""
     message = event.message
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = tuple(headers.items())
+    raw_headers: Any = message.headers or ()
+    pairs = tuple(raw_headers.items()) if isinstance(raw_headers, dict) else tuple(raw_headers)
     return RawRecord(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in pairs),
     )
 
 
@@ -112,7 +112,8 @@ async def run_batches(
     here exits the process instead (offsets stay uncommitted, the batch is
     consumed again after restart), and a shutdown waits for the batch in flight.
     """
-    async for events in stream.take_events(max_batch, within=max_wait_s):
+    # take_events is on faust.Stream, not on the StreamT protocol Faust types agents with.
+    async for events in stream.take_events(max_batch, within=max_wait_s):  # type: ignore[attr-defined]
         batch = asyncio.ensure_future(_process_then_commit(stream, events, process))
         try:
             await asyncio.shield(batch)
@@ -221,7 +222,7 @@ async def publish_all(
         outcomes = await _send_round(queue)
         again: list[_Entry] = []
         failed: list[tuple[_Entry, _Failure]] = []
-        for entry, outcome in zip(queue, outcomes):
+        for entry, outcome in zip(queue, outcomes, strict=True):
             if outcome is None:
                 if entry.refused is not None:
                     result.refused.append(entry.refused)
@@ -262,7 +263,7 @@ async def _send_round(queue: Sequence[_Entry]) -> list[_Failure | None]:
         except Exception as exc:  # noqa: BLE001 - per record: send() refuses an oversized record synchronously
             outcomes[i] = _Failure(exc, own=True)
     acks = await asyncio.gather(*(future for _, future in waiting), return_exceptions=True)
-    for (i, _), ack in zip(waiting, acks):
+    for (i, _), ack in zip(waiting, acks, strict=True):
         if isinstance(ack, BaseException):
             outcomes[i] = _Failure(ack, own=False)
     for i, entry in enumerate(queue):

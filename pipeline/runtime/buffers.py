@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 import faust
 from faust.types import EventT
@@ -53,11 +54,11 @@ class ByteBoundedQueue(ThrowableQueue):
         super().__init__(*args, **kwargs)
 
     def _put(self, item: Any) -> None:  # asyncio.Queue's storage hooks: every put and get passes here
-        super()._put(item)  # type: ignore[misc]
+        super()._put(item)
         self.bytes += record_bytes(item)
 
     def _get(self) -> Any:
-        item = super()._get()  # type: ignore[misc]
+        item = super()._get()
         self.bytes -= record_bytes(item)
         return item
 

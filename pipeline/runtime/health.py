@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -40,7 +41,7 @@ class Readiness:
     _stopping: bool = False
 
     @classmethod
-    def create(cls, source_topics: Iterable[str], required_models: Iterable[str]) -> "Readiness":
+    def create(cls, source_topics: Iterable[str], required_models: Iterable[str]) -> Readiness:
         return cls(frozenset(source_topics), frozenset(required_models))
 
     def model_loaded(self, role: str) -> None:

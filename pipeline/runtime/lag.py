@@ -9,7 +9,8 @@ re-read plus what is still waiting in Kafka.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from pipeline.logs import get_logger
 

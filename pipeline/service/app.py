@@ -7,23 +7,23 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 from faust.types import TP
 
-from pipeline.lanes.sentiment.agent import SentimentAgent
-from pipeline.runtime.buffers import byte_budget_stream
 from pipeline.dashboard.service import install_dashboard
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, EnricherConfig
-from pipeline.runtime.health import Readiness, register_endpoints
-from pipeline.runtime.lag import partition_lag
 from pipeline.inference.language import LanguageGate, LanguageGateConfig
-from pipeline.logs import get_logger
-from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.kafka.security import faust_credentials
-from pipeline.settings import Settings
+from pipeline.lanes.sentiment.agent import SentimentAgent
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, EnricherConfig
 from pipeline.lanes.sentiment.shadow import ShadowConfig, ShadowScorer
-from pipeline.lanes.summary.policy import SummaryPolicy
 from pipeline.lanes.summary.agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
-from pipeline.runtime.transport import StreamnlpApp
+from pipeline.lanes.summary.policy import SummaryPolicy
 from pipeline.lanes.windows.agent import WindowAggregator, WindowRouter, window_agents_config
 from pipeline.lanes.windows.state import PartitionedState, state_loader
+from pipeline.logs import get_logger
+from pipeline.runtime.buffers import byte_budget_stream
+from pipeline.runtime.health import Readiness, register_endpoints
+from pipeline.runtime.lag import partition_lag
+from pipeline.runtime.metrics import WorkerMetrics
+from pipeline.runtime.transport import StreamnlpApp
+from pipeline.settings import Settings
 
 log = get_logger("streamnlp.app")
 
@@ -134,6 +134,7 @@ def create_app(
 
     summary_runner: SummaryAgent | None = None
     if summaries_on:
+        assert summaries_topic is not None and requests_topic is not None
         summary_runner = SummaryAgent(
             config=SummaryAgentConfig(
                 worker=settings.worker_name,
@@ -207,7 +208,7 @@ def _wire_windows(
     async def windows_agg(stream: faust.StreamT) -> None:
         await aggregator.run(stream)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types receivers as (sender, *args, **kwargs)
     async def forget_revoked_windows(_app: faust.App, revoked: set, **_: object) -> None:
         # Another worker may own them next; it restores them from the state topic.
         aggregator.revoke(tp.partition for tp in revoked if tp.topic == settings.windows_route_topic)
@@ -235,16 +236,16 @@ def _observe(
                 readiness.model_loaded(role)
     app.sensors.add(_BufferFullSensor(metrics))
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types receivers as (sender, *args, **kwargs)
     async def on_assigned(_app: faust.App, assigned: set, **_: object) -> None:
         readiness.partitions_assigned(assigned)
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types receivers as (sender, *args, **kwargs)
     async def on_revoked(_app: faust.App, revoked: set, **_: object) -> None:
         readiness.partitions_revoked(revoked)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust types receivers as (sender, *args, **kwargs)
     async def on_shutdown(_app: faust.App, **_: object) -> None:
         readiness.stopping()
 

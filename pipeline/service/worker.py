@@ -71,8 +71,8 @@ def run_worker(settings: Settings) -> None:
     """Blocks until the worker stops (SIGTERM/SIGINT)."""
     import faust  # noqa: F401 - imported here so `streamnlp --help` stays fast
 
-    from pipeline.service.app import create_app
     from pipeline.kafka.clients import check_reachable, ensure_topics
+    from pipeline.service.app import create_app
 
     configure_logging(settings.log_level, settings.log_format, log_text_bodies=settings.log_text_bodies)
     classifier = load_classifier(settings)

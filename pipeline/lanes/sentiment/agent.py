@@ -18,19 +18,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import faust
 
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Outgoing, Scored, score_texts
 from pipeline.inference.language import LanguageGate
-from pipeline.logs import get_logger
-from pipeline.runtime.batches import DeadLetterRoute, elapsed_ms, error_code, kafka_timestamp, publish_all, raw_record, run_batches
-from pipeline.runtime.metrics import WorkerMetrics
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Outgoing, Scored, score_texts
 from pipeline.lanes.sentiment.shadow import ShadowItem, ShadowScorer
+from pipeline.logs import get_logger
+from pipeline.runtime.batches import (
+    DeadLetterRoute,
+    elapsed_ms,
+    error_code,
+    kafka_timestamp,
+    publish_all,
+    raw_record,
+    run_batches,
+)
+from pipeline.runtime.metrics import WorkerMetrics
 from schemas.events import EnrichedEvent
 
 log = get_logger("streamnlp.agent")
@@ -95,7 +104,7 @@ class SentimentAgent:
         await run_batches(stream, self.process, max_batch=max_batch, max_wait_s=max_wait_s)
 
     async def process(self, events: Sequence[faust.EventT]) -> None:
-        ingested_at = datetime.now(timezone.utc)
+        ingested_at = datetime.now(UTC)
         started = time.perf_counter()
         records = [raw_record(event) for event in events]
         # Pairs with batch_done: a batch_started without its batch_done is the batch in flight

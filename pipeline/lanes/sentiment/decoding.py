@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from pipeline.limits import DEFAULT_MAX_PAYLOAD_BYTES
 from pipeline.deadletter import DEFAULT_PAYLOAD_CAP_BYTES, MAX_REASON_CHARS, InvalidEvent, make_dead_letter
+from pipeline.limits import DEFAULT_MAX_PAYLOAD_BYTES
 from schemas.events import (
     DEFAULT_MAX_TEXT_CHARS,
     MAX_ID_CHARS,

@@ -7,9 +7,10 @@ publish where.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
 from pipeline.deadletter import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -18,8 +19,8 @@ from pipeline.deadletter import (
     RawRecord,
     dead_letter_record,
 )
-from pipeline.lanes.sentiment.decoding import DEFAULT_MAX_PAYLOAD_BYTES, InvalidEvent, decode_text_event
 from pipeline.inference.language import GateDecision, LanguageGate
+from pipeline.lanes.sentiment.decoding import DEFAULT_MAX_PAYLOAD_BYTES, InvalidEvent, decode_text_event
 from pipeline.logs import get_logger, mark_sensitive
 from schemas.events import EnrichedEvent, ErrorCode, Language, Processing, Sentiment, TextEvent
 from schemas.summaries import SummaryRequest
@@ -90,7 +91,7 @@ class _Valid:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class BatchEnricher:
@@ -146,7 +147,7 @@ class BatchEnricher:
             enriched_at=enriched_at,
         )
         out: list[Outgoing] = []
-        for i, (item, prediction) in enumerate(zip(valid, predictions)):
+        for i, (item, prediction) in enumerate(zip(valid, predictions, strict=True)):
             decision = languages[i] if languages is not None else None
             sentiment = skipped = None
             if prediction is not None:

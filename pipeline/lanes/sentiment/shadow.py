@@ -17,9 +17,10 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from pipeline.lanes.sentiment.enrichment import Classifier
 from pipeline.logs import get_logger, mark_sensitive

@@ -262,8 +262,8 @@ class SummaryAgent:
             id=request.id,
             source=request.source,
             summary=decision.text,
-            method=decision.method,  # type: ignore[arg-type]
-            fallback_reason=reason,  # type: ignore[arg-type]
+            method=decision.method,
+            fallback_reason=reason,
             degenerate_reason=degenerate,
             faithfulness=Faithfulness(
                 score=decision.faithfulness,

@@ -226,7 +226,7 @@ def extractive_summary(text: str, max_sentences: int = 2, max_chars: int = 400) 
             centroid[t] = centroid.get(t, 0.0) + v
 
     scores = []
-    for i, (sentence, ts, vec) in enumerate(zip(sentences, terms, vectors)):
+    for i, (sentence, ts, vec) in enumerate(zip(sentences, terms, vectors, strict=True)):
         score = _cosine(vec, centroid)
         if i == 0:
             score += _LEAD_BONUS

@@ -54,7 +54,7 @@ class FaithfulnessReport:
     score: float                # 0..1, 1 = every checked span supported by the source
     unsupported: list[str]      # spans of the summary not supported by the source (surface text)
     checked: int                # number of spans checked
-    spans: tuple["Span", ...] = field(default=(), repr=False, compare=False)  # every checked span, for debugging
+    spans: tuple[Span, ...] = field(default=(), repr=False, compare=False)  # every checked span, for debugging
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def _parse_date(kind: str, m: re.Match[str]) -> list[Date]:
         return [(int(g["y"]), int(g["m"]), int(g["d"]))]
     if kind == "slash":
         a, b, y = int(g["a"]), int(g["b"]), _year(g["y"])
-        out = []
+        out: list[Date] = []
         if 1 <= a <= 12 and 1 <= b <= 31:
             out.append((y, a, b))
         if 1 <= b <= 12 and 1 <= a <= 31 and a != b:
@@ -329,7 +329,7 @@ def _prefix_match(a: str, b: str) -> bool:
     if a == b:
         return True
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1
@@ -465,7 +465,7 @@ def extract_spans(summary: str) -> list[Span]:
     return [Span(x.text, x.kind, x.start, x.end) for x in _extract(summary)]
 
 
-def _extract(summary: str) -> list["_SpanData"]:
+def _extract(summary: str) -> list[_SpanData]:
     starts = _sentence_starts(summary)
     spans: list[tuple[int, int, str, object]] = []
     taken: list[tuple[int, int]] = []
@@ -577,7 +577,7 @@ def score_faithfulness(source: str, summary: str) -> FaithfulnessReport:
         if kind == "number":
             ok: bool | None = data is not None and float(data) in index.numbers  # type: ignore[arg-type]
         elif kind == "time":
-            ok = bool(data & index.times) or _time_in_numbers(data, index)  # type: ignore[operator]
+            ok = bool(data & index.times) or _time_in_numbers(data, index)  # type: ignore[operator, arg-type]
         elif kind == "date":
             ok = index.date_supported(data)  # type: ignore[arg-type]
         elif kind == "weekday":

@@ -48,21 +48,22 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import faust
 import orjson
 from pydantic import BaseModel
 
-from pipeline.lanes.windows import logic as windows
-from pipeline.runtime.batches import kafka_timestamp, publish_all, run_batches
 from pipeline.deadletter import Outgoing
+from pipeline.lanes.windows import logic as windows
+from pipeline.lanes.windows.state import PartitionedState
 from pipeline.logs import get_logger
+from pipeline.runtime.batches import kafka_timestamp, publish_all, run_batches
 from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.settings import Settings
-from pipeline.lanes.windows.state import PartitionedState
 from schemas.windows import SentimentWindow
 
 log = get_logger("streamnlp.windows")
@@ -98,7 +99,7 @@ def event_time(obj: dict[str, Any], kafka_ts_s: float | None) -> float:
         try:
             parsed = datetime.fromisoformat(raw)
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             return parsed.timestamp()
         except ValueError:
             pass
@@ -162,7 +163,7 @@ class WindowRouter:
             if item is None:
                 self.stats.unreadable += 1
                 continue
-            pending.append((self.route_topic, Outgoing(key=item.source.encode(), value=item, headers=())))  # type: ignore[arg-type]
+            pending.append((self.route_topic, Outgoing(key=item.source.encode(), value=item, headers=())))
         await publish_all(pending)
         self.stats.routed += len(pending)
 
@@ -357,11 +358,11 @@ class WindowAggregator:
             alert_reason=result.spike.reason,
             baseline_negative_share=None if result.spike.baseline is None else round(result.spike.baseline, 6),
             worker=self.config.worker,
-            closed_at=datetime.now(timezone.utc),
+            closed_at=datetime.now(UTC),
         )
         # Published and acknowledged before the window leaves the state: a crash in between
         # republishes it (at-least-once) rather than losing it.
-        await publish_all([(self.windows_topic, Outgoing(key=source.encode(), value=window, headers=()))])  # type: ignore[arg-type]
+        await publish_all([(self.windows_topic, Outgoing(key=source.encode(), value=window, headers=()))])
         await self.state.delete(_acc_key(partition, source, acc["start"]))
         if new_history != history:
             await self.state.set(_history_key(partition, source), new_history)

@@ -21,9 +21,10 @@ only that far (`place_event`). The wall clock is always a parameter here.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 UNKNOWN_SOURCE = "unknown"
 NEGATIVE = "negative"
@@ -32,7 +33,7 @@ DEFAULT_TOP_K = 5
 DEFAULT_FUTURE_TOLERANCE_S = 300.0
 #: Earlier event times are raised to this: one day (the largest window size setting) after
 #: datetime.min, so every window start is a datetime that can be published.
-EARLIEST_EVENT_TIME_S = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+EARLIEST_EVENT_TIME_S = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 
 #: JSON-able accumulator; see `new_acc` for the keys.
 WindowAcc = dict[str, Any]
@@ -110,7 +111,7 @@ def is_future_window(acc: WindowAcc, *, now_s: float, tolerance_s: float) -> boo
 
 def window_bounds(acc: WindowAcc) -> tuple[datetime, datetime]:
     """The window's start and end as UTC datetimes (what SentimentWindow publishes)."""
-    return datetime.fromtimestamp(acc["start"], timezone.utc), datetime.fromtimestamp(acc["end"], timezone.utc)
+    return datetime.fromtimestamp(acc["start"], UTC), datetime.fromtimestamp(acc["end"], UTC)
 
 
 def signed_score(label: str, score: float) -> float:

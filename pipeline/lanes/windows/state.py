@@ -22,7 +22,8 @@ partition to the end; revoking a partition forgets it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 import faust
 import orjson
@@ -30,8 +31,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from pipeline.kafka.clients import ensure_topics
-from pipeline.logs import get_logger
 from pipeline.kafka.security import client_security
+from pipeline.logs import get_logger
 from pipeline.settings import Settings
 
 log = get_logger("streamnlp.window_state")
