@@ -11,13 +11,13 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
 from pipeline.kafka.clients import jsonl_records
+from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
 from tests.deploy.podman import ROOT, Podman
 
 # The first run on a machine builds the base and project images (minutes) inside the first test.
