@@ -22,8 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "deploy"
+from tests.paths import ARTIFACTS as TEST_ARTIFACTS
+from tests.paths import REPO
+
+ROOT = REPO
+ARTIFACTS = TEST_ARTIFACTS / "deploy"
 BASE_IMAGE_SCRIPT = ROOT / "deploy" / "podman" / "base-image.sh"
 # What the Dockerfile copies into the build; their content is the project image's cache key.
 IMAGE_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt",
