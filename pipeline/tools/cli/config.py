@@ -1,0 +1,21 @@
+"""`streamnlp config`: every setting, its environment variable and its current value."""
+
+from __future__ import annotations
+
+import click
+from pydantic import SecretStr
+
+from pipeline.settings import Settings, setting_env_names
+from pipeline.tools.cli.base import cli_settings
+
+
+@click.command("config")
+def config_cmd() -> None:
+    """List every setting, its environment variable and its current value."""
+    settings = cli_settings()
+    for name, field in Settings.model_fields.items():
+        env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"STREAMNLP_{name.upper()}"
+        value = getattr(settings, name)
+        shown = "********" if isinstance(value, SecretStr) else str(value)  # secrets: set or not, never the value
+        click.echo(f"{env:<34} {shown:<40} {field.description or ''}")
+    assert setting_env_names()  # the same names `load_settings` validates against
