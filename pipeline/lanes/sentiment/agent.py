@@ -131,7 +131,9 @@ class SentimentAgent:
                 dead.extend(failed)
                 inference_ms = elapsed_ms(t0)
         t_pub = time.perf_counter()
-        enriched_ids = {item.key for item in enriched}
+        # An output over the record limit is dead-lettered by publish_all (output_too_large): no summary
+        # is requested for it, so no summary appears for an id whose enriched event never did.
+        enriched_ids = {item.key for item in enriched if item.size <= self.dead_letters.max_record_bytes}
         requests = [r for r in self.enricher.summary_requests(valid) if r.key in enriched_ids]
         pending = [(self.output_topic, item) for item in enriched] + [(self.dlq_topic, item) for item in dead]
         if self.requests_topic is not None:
