@@ -9,7 +9,10 @@ import pytest
 from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig
 from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SENTIMENT_MODEL
 from tests.kafka_backend import choose_kafka_backend, docker_engine_reachable
-from tests.paths import ARTIFACTS
+from tests.paths import ARTIFACTS, TESTS
+
+# tiny_model_dir / tiny_model_copy: a tiny exported classifier for any test that asks for one.
+pytest_plugins = ["tests.fixtures_models"]
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +49,30 @@ def summarizer_model_dir() -> Path:
     if not (path / "manifest.json").is_file():
         pytest.fail(f"the default summarizer model is not built at {path}; run `make models` (streamnlp models build)")
     return path
+
+
+# --- tiers: tests/unit needs no broker, and says when it needs a built model --------------------
+# `make test-unit` runs tests/unit with -m "not needs_model" before any model is built: a unit test that
+# reaches a broker, or a built model without the marker, would make that tier fail or hang on a fresh
+# checkout. Checked at collection, where the fixtures a test requests are known.
+UNIT = TESTS / "unit"
+BROKER_FIXTURES = {"kafka_bootstrap"}
+MODEL_FIXTURES = {"default_model_dir", "summarizer_model_dir"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    misplaced = []
+    for item in items:
+        if not item.path.is_relative_to(UNIT):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROKER_FIXTURES:
+            misplaced.append(f"{item.nodeid}: talks to a broker; move it to tests/integration/")
+        elif fixtures & MODEL_FIXTURES and item.get_closest_marker("needs_model") is None:
+            misplaced.append(f"{item.nodeid}: uses a built model; mark it @pytest.mark.needs_model")
+    if misplaced:
+        raise pytest.UsageError("tests/unit is for tests that need no broker and mark the built models they use:\n  "
+                                + "\n  ".join(misplaced))
 
 
 # --- CI: a required test that is skipped fails the run ---------------------------------

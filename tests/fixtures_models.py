@@ -1,4 +1,4 @@
-"""Shared model fixtures (plain module; conftest.py imports from here).
+"""Shared model fixtures (tests/conftest.py loads this module as a plugin: its fixtures reach every test).
 
 `tiny_distilbert_hf(dir)` builds a random, tiny DistilBERT sequence classifier plus a
 WordPiece tokenizer at test time (no hub access), and `tiny_model_dir` exports it through
@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORDS = (

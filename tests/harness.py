@@ -1,7 +1,10 @@
-"""Test harness: a real worker process against a real broker, and a collector of its outputs."""
+"""Test harness: a real worker process against a real broker, a collector of its outputs, the CLI as a subprocess."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,8 +13,9 @@ from pathlib import Path
 import orjson
 
 from pipeline.kafka.clients import InRecord, TopicFollower
-from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
+from pipeline.tools.demo import labelled_samples
+from pipeline.tools.processes import WorkerProcess
 from tests.paths import REPO
 
 
@@ -69,3 +73,26 @@ async def collect_until(
             for record in await follower.poll(0.5):
                 (collected.enriched if record.topic == settings.output_topic else collected.dead).append(record)
     return collected
+
+
+def valid_samples(count: int) -> list[dict]:
+    """`count` labelled sample events with unique ids (the samples repeat)."""
+    samples = labelled_samples()
+    assert len(samples) >= 100, "samples/events.jsonl should carry at least 100 labelled events"
+    out = []
+    for i in range(count):
+        event = dict(samples[i % len(samples)])
+        event["id"] = f"{event['id']}-{i:04d}"
+        out.append(event)
+    return out
+
+
+def cli_env() -> dict[str, str]:
+    """This environment without the project's settings: a CLI subprocess sees only what a test passes it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def run_cli(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`streamnlp ARGS` in a fresh interpreter, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.tools.cli", *args], env={**cli_env(), **env_extra}, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)

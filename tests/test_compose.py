@@ -1,6 +1,6 @@
 """Moved to tests/unit/test_compose.py; kept only while tests/deploy/test_compose_run.py imports `_default` from here.
 
-Remove this file once that import reads `from tests.compose import interpolation_default`.
+Remove this file once that import reads `from tests.container_files import interpolation_default`.
 """
 
-from tests.compose import interpolation_default as _default  # noqa: F401
+from tests.container_files import interpolation_default as _default  # noqa: F401

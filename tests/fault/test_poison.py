@@ -18,10 +18,11 @@ from typing import Sequence
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
 from pipeline.kafka.clients import OutRecord, ensure_topics
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
 from pipeline.settings import Settings
-from tests.fault.poison_corpus import FOLLOWERS, ENRICHED, PoisonCase, cases, expected_text, partition_blockers
+from tests.doubles import StubModelInfo, StubPrediction
+from tests.fault.poison_corpus import ENRICHED, FOLLOWERS, PoisonCase, cases, expected_text, partition_blockers
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
     Coord,
@@ -34,7 +35,6 @@ from tests.fault.workload import (
     start_worker,
     stop_worker,
 )
-from tests.unit.lanes.sentiment.test_enrichment import _Info, _Prediction
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(300)]
 
@@ -57,7 +57,7 @@ def test_partition_blockers_are_valid_inputs_whose_output_is_over_the_limit() ->
     for case in partition_blockers()[:: FOLLOWERS + 1]:
         valid, dead = enricher.split([RawRecord("texts", 0, 0, case.record_key, case.value, case.headers)])
         assert not dead and len(case.value or b"") <= settings.max_payload_bytes, case.name
-        (out,) = enricher.package(valid, [_Prediction("positive", 0.9, False)], _Info(), batch_size=1,
+        (out,) = enricher.package(valid, [StubPrediction("positive", 0.9, False)], StubModelInfo(), batch_size=1,
                                   inference_ms=1.0, ingested_at=datetime.now(UTC))
         assert out.size > settings.producer_max_request_bytes, case.name
 

@@ -25,8 +25,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.kafka.broker import free_port
 from pipeline.kafka.clients import OutRecord, ensure_topics, produce
-from tests.paths import ARTIFACTS
 from tests.harness import WorkerProcess, unique_settings
+from tests.paths import ARTIFACTS
 from tests.scrape import get, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]

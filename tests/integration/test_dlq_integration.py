@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
-from pipeline.tools.dlq import REPLAY_HEADER
 from pipeline.kafka.clients import InRecord, OutRecord, ensure_topics, produce, read_to_end
-from pipeline.tools.processes import worker_env
+from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
 from pipeline.settings import Settings
+from pipeline.tools.dlq import REPLAY_HEADER
+from pipeline.tools.processes import worker_env
 from schemas.events import ErrorCode, to_json_bytes
 from tests.harness import REPO, WorkerProcess, collect_until, unique_settings
 

@@ -11,9 +11,8 @@ import pytest
 
 from pipeline.kafka.broker import free_port
 from pipeline.kafka.clients import OutRecord, ensure_topics, produce
-from tests.harness import WorkerProcess, collect_until, unique_settings
+from tests.harness import WorkerProcess, collect_until, unique_settings, valid_samples
 from tests.scrape import Samples, poll_until, scrape
-from tests.integration.test_worker_integration import valid_samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 

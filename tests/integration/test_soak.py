@@ -24,11 +24,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.kafka.broker import free_port
-from pipeline.tools.demo import DEFAULT_SAMPLES, sample_lines
 from pipeline.kafka.clients import OutRecord, ensure_topics, jsonl_records, produce
+from pipeline.tools.demo import DEFAULT_SAMPLES, sample_lines
 from tests.harness import WorkerProcess, unique_settings
-from tests.scrape import Samples, get, poll_until, scrape
 from tests.paths import ARTIFACTS, REPO
+from tests.scrape import Samples, get, poll_until, scrape
 
 pytestmark = [pytest.mark.soak, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(3600)]
 

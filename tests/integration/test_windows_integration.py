@@ -22,13 +22,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from pipeline.lanes.windows import logic as windows
 from pipeline.kafka.broker import free_port
-from pipeline.tools.demo import labelled_samples
 from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce
 from pipeline.kafka.security import client_security
-from pipeline.settings import Settings
+from pipeline.lanes.windows import logic as windows
 from pipeline.lanes.windows.state import ensure_state_topic
+from pipeline.settings import Settings
+from pipeline.tools.demo import labelled_samples
 from tests.harness import WorkerProcess, unique_settings
 from tests.scrape import scrape
 

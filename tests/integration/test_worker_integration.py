@@ -8,9 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.tools.demo import labelled_samples
 from pipeline.kafka.clients import OutRecord, ensure_topics, produce
-from tests.harness import WorkerProcess, collect_until, unique_settings
+from tests.harness import WorkerProcess, collect_until, unique_settings, valid_samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]
 
@@ -37,17 +36,6 @@ MALFORMED: list[tuple[bytes | None, str]] = [
     (b'{"id": "bad-19", "text": "when?", "timestamp": "yesterday"}', "invalid_field"),
     (None, "empty_payload"),
 ]
-
-
-def valid_samples(count: int) -> list[dict]:
-    samples = labelled_samples()
-    assert len(samples) >= 100, "samples/events.jsonl should carry at least 100 labelled events"
-    out = []
-    for i in range(count):
-        event = dict(samples[i % len(samples)])
-        event["id"] = f"{event['id']}-{i:04d}"
-        out.append(event)
-    return out
 
 
 def _records(valid: list[dict]) -> tuple[list[OutRecord], list[str | None]]:

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.catalogue import CatalogueError, built_model, load_catalogue
-from pipeline.tools.cli import main
 from pipeline.modelbuild import DEFAULT_MODEL_NAME, SUMMARIZER_MODEL_NAME, ModelBuildError
 from pipeline.modelbuild.catalogue_build import build_entry, hub_problem, resolve_recipe
+from pipeline.tools.cli import main
 
 ENTRY = """
 [models.{name}]

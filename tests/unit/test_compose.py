@@ -11,13 +11,13 @@ import re
 import shlex
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.settings import Settings
-from tests.compose import interpolation_default as _default
+from tests.container_files import interpolation_default as _default
+from tests.container_files import parse_dockerfile
 from tests.paths import REPO
 
 ROOT = REPO
@@ -110,8 +110,6 @@ def test_worker_is_scalable(compose):
 
 
 def _entrypoint() -> list[str]:
-    from tests.unit.test_dockerfile import parse_dockerfile
-
     _, stages = parse_dockerfile((ROOT / "Dockerfile").read_text())
     by_name = {stage.name: stage for stage in stages}
     stage = by_name["runtime-nomodels"]
@@ -150,7 +148,7 @@ def test_documented_compose_run_commands_are_cli_commands(monkeypatch):
     # `docker compose run --rm producer <args>` also appends <args> to the entrypoint.
     monkeypatch.chdir(ROOT)
     documented = []
-    for doc in (COMPOSE, ROOT / "README.md", ROOT / "deploy" / "README.md"):
+    for doc in (COMPOSE, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "deploy" / "README.md"):
         for match in re.finditer(r"compose run --rm (\w+) ([^\n#`]*)", doc.read_text()):
             documented.append((doc.name, match.group(1), shlex.split(match.group(2))))
     assert documented, "the compose header documents `docker compose run --rm producer tail`"
@@ -231,8 +229,8 @@ def test_producer_sends_the_samples(compose):
 
 def test_sample_counts_in_the_comments_are_the_files(compose):
     # The split the worker itself makes: valid events are enriched, the rest dead-lettered.
-    from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
     from pipeline.kafka.clients import jsonl_records
+    from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
 
     records = list(jsonl_records((ROOT / "samples" / "events.jsonl").read_bytes().splitlines(keepends=True)))
     valid = 0
@@ -264,8 +262,6 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus.yml"
 
 
 def test_compose_builds_a_dockerfile_stage_without_models(compose):
-    from tests.unit.test_dockerfile import parse_dockerfile
-
     _, stages = parse_dockerfile((ROOT / "Dockerfile").read_text())
     worker, producer = compose["services"]["worker"], compose["services"]["producer"]
     # Models are mounted from ./models/cache, so compose must not run the torch build stage.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import orjson
 import pytest
@@ -26,7 +25,6 @@ from pipeline.deadletter import (
 from pipeline.settings import ConfigError, Settings, load_settings
 from schemas.events import MAX_ID_CHARS, ErrorCode
 from tests.paths import REPO
-
 
 
 def _record(value: bytes | None = b'{"id": "a", "text": "x"}', *, key: bytes | None = b"k",

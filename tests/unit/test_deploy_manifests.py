@@ -9,15 +9,19 @@ import json
 import os
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.tools.cli import main as cli_main
 from pipeline.settings import (
-    DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL, ConfigError, Settings, load_settings, setting_env_names,
+    DEFAULT_SENTIMENT_MODEL,
+    DEFAULT_SUMMARIZER_MODEL,
+    ConfigError,
+    Settings,
+    load_settings,
+    setting_env_names,
 )
+from pipeline.tools.cli import main as cli_main
 from tests.paths import REPO
 
 ROOT = REPO

@@ -25,20 +25,19 @@ import orjson
 from pipeline.lanes.sentiment.agent import SentimentAgent
 from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
 from pipeline.logs import configure_logging
-from tests.unit.lanes.sentiment.test_agent import MemoryTopic, _Event, _Message
-from tests.unit.lanes.sentiment.test_enrichment import _Info
+from tests.doubles import FakeEvent, FakeMessage, MemoryTopic, StubModelInfo
 
 SECRET = {secret!r}
 
 class QuotingClassifier:
-    info = _Info()
+    info = StubModelInfo()
     def predict(self, texts):
         raise ValueError(f"tokenizer rejected input {{texts[0]!r}}")
 
 configure_logging("DEBUG", "json", log_text_bodies=sys.argv[1] == "on")
 events = [
-    _Event(_Message("texts", 0, 0, b"e1", orjson.dumps({{"id": "e1", "text": SECRET}}))),
-    _Event(_Message("texts", 0, 1, b"e2", b'{{"id": "e2", "text": "' + SECRET.encode() + b'"')),
+    FakeEvent(FakeMessage("texts", 0, 0, b"e1", orjson.dumps({{"id": "e1", "text": SECRET}}))),
+    FakeEvent(FakeMessage("texts", 0, 1, b"e2", b'{{"id": "e2", "text": "' + SECRET.encode() + b'"')),
 ]
 dlq = MemoryTopic()
 agent = SentimentAgent(enricher=BatchEnricher(EnricherConfig(worker="w")), classifier=QuotingClassifier(),
@@ -93,15 +92,14 @@ def test_processor_redacts_body_keys_and_registered_bodies() -> None:
 SUMMARY_SCRIPT = """
 import asyncio, sys
 from pipeline.logs import configure_logging
-from tests.unit.lanes.summary.test_summary_agent import ScriptedGenerator, _agent, _request_events
-from tests.unit.lanes.sentiment.test_agent import MemoryTopic
+from tests.doubles import MemoryTopic, ScriptedGenerator, summary_agent, summary_request_events
 
 SECRET = {secret!r} * 3
 
 configure_logging("DEBUG", "json", log_text_bodies=sys.argv[1] == "on")
 dlq = MemoryTopic()
-agent = _agent(ScriptedGenerator(ValueError(f"prompt too long: {{SECRET!r}}")), dlq=dlq)
-asyncio.run(agent.process(_request_events([SECRET])))
+agent = summary_agent(ScriptedGenerator(ValueError(f"prompt too long: {{SECRET!r}}")), dlq=dlq)
+asyncio.run(agent.process(summary_request_events([SECRET])))
 assert len(dlq.records) == 1, dlq.records
 """
 

@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.fixtures_models import SAMPLE_TEXTS, tiny_model_copy, tiny_model_dir  # noqa: F401
 
 from pipeline.inference import (
     ClassifierConfig,
@@ -21,6 +18,7 @@ from pipeline.inference import (
     SentimentPrediction,
 )
 from pipeline.inference.sentiment import _head_tail, _special_span
+from tests.fixtures_models import SAMPLE_TEXTS
 from tests.paths import REPO
 
 REPO_ROOT = REPO

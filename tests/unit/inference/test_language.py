@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
 
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord, score_texts
 from pipeline.inference.language import UNSUPPORTED_LANGUAGE, LanguageGate, LanguageGateConfig
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord, score_texts
 from pipeline.settings import ConfigError, load_settings
 from schemas.events import EnrichedEvent, to_json_bytes
-from tests.unit.lanes.sentiment.test_enrichment import LengthClassifier
+from tests.doubles import LengthClassifier
 from tests.paths import REPO
 
 SCHEMA = json.loads((REPO / "schemas" / "enriched_event.schema.json").read_text())

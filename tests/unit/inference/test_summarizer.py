@@ -12,7 +12,6 @@ from tests.fixtures_llm import TINY_TEXTS, build_tiny_llm_dir
 from tests.paths import REPO
 
 
-
 @pytest.fixture(scope="module", params=["fused", "optimum"])
 def tiny_llm_dir(request, tmp_path_factory) -> Path:
     """Every runtime test runs on both graph kinds (right-padded fused GQA, left-padded optimum)."""

@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.kafka import clients as kafka_io
-from pipeline.tools.processes import worker_env
 from pipeline.kafka.security import client_security, faust_credentials, ssl_context
 from pipeline.settings import ConfigError, Settings, load_settings
+from pipeline.tools.processes import worker_env
 from tests.tls_proxy import make_pki
 
 # A readable PEM CA for parametrised cases (hence made at import, removed at exit).

@@ -8,11 +8,8 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
-
-from tests.fixtures_models import tiny_distilbert_hf, tiny_model_dir  # noqa: F401
 
 from pipeline.modelbuild import (
     ModelBuildError,
@@ -23,6 +20,7 @@ from pipeline.modelbuild import (
     sha256_file,
 )
 from pipeline.modelbuild import sentiment as sentiment_recipe
+from tests.fixtures_models import tiny_distilbert_hf
 from tests.paths import REPO
 
 REPO_ROOT = REPO

@@ -15,15 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.lanes.sentiment.agent import SentimentAgent
 from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
+from pipeline.lanes.summary.agent import SummaryAgent, SummaryAgentConfig
+from pipeline.lanes.summary.policy import SummaryPolicy
 from pipeline.runtime.health import Readiness
 from pipeline.runtime.lag import partition_lag
 from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.settings import Settings
-from pipeline.lanes.summary.policy import SummaryPolicy
-from pipeline.lanes.summary.agent import SummaryAgent, SummaryAgentConfig
 from schemas.events import to_json_bytes
 from schemas.summaries import SummaryRequest
-from tests.unit.lanes.sentiment.test_agent import MemoryTopic, PoisonAwareClassifier, _Event, _Message
+from tests.doubles import FakeEvent, FakeMessage, LengthClassifier, MemoryTopic, PoisonAwareClassifier
 
 
 def value(metrics: WorkerMetrics, metric: str, /, **labels: str) -> float | None:
@@ -128,9 +128,9 @@ async def test_sentiment_agent_counts_in_out_dead_letters_and_latency() -> None:
         executor=ThreadPoolExecutor(max_workers=1), metrics=metrics,
     )
     sent = time.time() - 0.5
-    events = [_Event(_Message("texts", 0, i, None, orjson.dumps({"id": f"e{i}", "text": t})))
+    events = [FakeEvent(FakeMessage("texts", 0, i, None, orjson.dumps({"id": f"e{i}", "text": t})))
               for i, t in enumerate(["fine", "poison", "ok"])]
-    events.append(_Event(_Message("texts", 0, 3, None, b"{not json")))
+    events.append(FakeEvent(FakeMessage("texts", 0, 3, None, b"{not json")))
     for event in events:
         event.message.timestamp = sent  # type: ignore[attr-defined]
     await agent.process(events)  # type: ignore[arg-type]
@@ -154,7 +154,7 @@ async def test_summary_agent_reports_backlog_and_fallback_reason() -> None:
     )
     request = SummaryRequest(id="r1", text="The council met on Tuesday. It approved the plan. Work starts soon.",
                              requested_at=datetime.now(timezone.utc))
-    await agent.process([_Event(_Message("texts.summarize", 0, 0, b"r1", to_json_bytes(request)))])  # type: ignore[arg-type]
+    await agent.process([FakeEvent(FakeMessage("texts.summarize", 0, 0, b"r1", to_json_bytes(request)))])  # type: ignore[arg-type]
     assert value(metrics, "streamnlp_summary_backlog") == 42
     assert value(metrics, "streamnlp_summary_fallbacks_total", reason="disabled") == 1
     assert value(metrics, "streamnlp_batch_size_count", lane="summary") == 1
@@ -221,8 +221,6 @@ async def test_lag_is_none_when_the_consumer_cannot_answer() -> None:
 
 async def test_endpoints_served_by_faust_web(tmp_path: Path) -> None:
     from pipeline.service.app import create_app
-    from tests.unit.lanes.sentiment.test_enrichment import LengthClassifier
-
     metrics = WorkerMetrics()
     settings = Settings(bootstrap_servers="127.0.0.1:1", web_port=6066, summarizer_mode="off", data_dir=tmp_path)
     app, _ = create_app(settings, LengthClassifier(), metrics=metrics)
@@ -243,8 +241,6 @@ async def test_endpoints_served_by_faust_web(tmp_path: Path) -> None:
 
 def test_web_port_zero_disables_the_web_server(tmp_path: Path) -> None:
     from pipeline.service.app import create_app
-    from tests.unit.lanes.sentiment.test_enrichment import LengthClassifier
-
     settings = Settings(bootstrap_servers="127.0.0.1:1", web_port=0, summarizer_mode="off", data_dir=tmp_path)
     app, _ = create_app(settings, LengthClassifier())
     assert not app.conf.web_enabled

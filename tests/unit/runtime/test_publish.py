@@ -26,8 +26,8 @@ from aiokafka.errors import (
 from faust.exceptions import ProducerSendError
 
 import pipeline.runtime.batches as agents
-from pipeline.runtime.batches import RECORD_REFUSALS, DeadLetterRoute, publish_all, record_refusal
 from pipeline.deadletter import Outgoing, RawRecord
+from pipeline.runtime.batches import RECORD_REFUSALS, DeadLetterRoute, publish_all, record_refusal
 from schemas.events import DeadLetter, ErrorCode
 from schemas.summaries import SummaryRequest
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from schemas import generate
 from schemas.events import (
     ENRICHED_EVENT_SCHEMA_VERSION,
-    SCHEMA_VERSION,
     DeadLetter,
     EnrichedEvent,
     ErrorCode,

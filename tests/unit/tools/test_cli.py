@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.kafka.broker import free_port
-from tests.harness import REPO
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-
-
-def _run(args: list[str], env_extra: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = _clean_env()
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "pipeline.tools.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+from tests.harness import REPO, run_cli
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -33,13 +21,13 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_worker_with_missing_model_exits_2_with_a_fix(tmp_path: Path) -> None:
-    result = _run(["worker"], {"STREAMNLP_MODEL_DIR": str(tmp_path / "nope"), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    result = run_cli(["worker"], {"STREAMNLP_MODEL_DIR": str(tmp_path / "nope"), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
     assert result.returncode == 2
     assert "streamnlp models build" in _one_error_line(result)
 
 
 def test_worker_with_unknown_setting_exits_2(tmp_path: Path) -> None:
-    result = _run(["worker"], {"STREAMNLP_BATCH_MAXSIZE": "3"})
+    result = run_cli(["worker"], {"STREAMNLP_BATCH_MAXSIZE": "3"})
     assert result.returncode == 2
     assert "STREAMNLP_BATCH_MAXSIZE" in _one_error_line(result)
 
@@ -47,14 +35,14 @@ def test_worker_with_unknown_setting_exits_2(tmp_path: Path) -> None:
 @pytest.mark.needs_model
 def test_worker_with_unreachable_broker_exits_2_before_consuming(default_model_dir: Path) -> None:
     port = free_port()  # nothing listens there
-    result = _run(["worker"], {"STREAMNLP_MODEL_DIR": str(default_model_dir), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
+    result = run_cli(["worker"], {"STREAMNLP_MODEL_DIR": str(default_model_dir), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
     assert result.returncode == 2
     line = _one_error_line(result)
     assert f"127.0.0.1:{port}" in line and "KAFKA_BOOTSTRAP_SERVERS" in line
 
 
 def test_config_lists_every_setting() -> None:
-    result = _run(["config"], {})
+    result = run_cli(["config"], {})
     assert result.returncode == 0, result.stderr
     assert "KAFKA_BOOTSTRAP_SERVERS" in result.stdout and "STREAMNLP_BATCH_MAX_WAIT_MS" in result.stdout
 
@@ -91,41 +79,10 @@ sys.exit(1 if heavy else 0)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.integration
-@pytest.mark.needs_model
-def test_demo_count_accounts_for_every_event(default_model_dir: Path, tmp_path: Path) -> None:
-    env = {"STREAMNLP_MODEL_DIR": str(default_model_dir), "STREAMNLP_DATA_DIR": str(tmp_path / "data")}
-    result = _run(["demo", "--count", "200", "--timeout", "240"], env, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    import orjson
-
-    tally = orjson.loads(result.stdout.strip().splitlines()[-1])
-    assert tally["produced"] == 200
-    assert tally["enriched"] + tally["dead_lettered"] == 200
-    assert tally["dead_lettered"] >= 9, "the sample file's malformed lines are dead-lettered"
-
-
-@pytest.mark.integration
-def test_produce_from_stdin_then_tail_json(kafka_bootstrap: str) -> None:
-    import uuid
-
-    topic = f"cli-{uuid.uuid4().hex[:8]}"
-    lines = ['{"id": "c1", "text": "first"}', "{not json", '{"id": "c3", "text": "third"}']
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    produced = subprocess.run([sys.executable, "-m", "pipeline.tools.cli", "produce", "-", "--topic", topic],
-                              input="\n".join(lines) + "\n\n", env={**_clean_env(), **env}, cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
-    assert produced.returncode == 0, produced.stderr
-    assert "produced 3 records" in produced.stderr, "blank lines are skipped, malformed lines are sent as-is"
-    tailed = _run(["tail", "--json", "--max", "3"], {**env, "STREAMNLP_OUTPUT_TOPIC": topic}, timeout=60)
-    assert tailed.returncode == 0, tailed.stderr
-    assert sorted(tailed.stdout.splitlines()) == sorted(lines), "records arrive byte-exact"
-
-
 def test_version_names_the_installed_release() -> None:
     from importlib.metadata import version
 
-    result = _run(["--version"], {})
+    result = run_cli(["--version"], {})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"streamnlp, version {version('streamnlp')}"
 
@@ -142,22 +99,3 @@ def test_tail_lines_print_foreign_records_raw() -> None:
     assert tail_line(b"caf\xe9", dead_letter=True) == "caf\ufffd"
     assert tail_line(None, dead_letter=False) == ""
 
-
-@pytest.mark.integration
-def test_tail_prints_a_non_json_record_raw_and_keeps_following(kafka_bootstrap: str) -> None:
-    import uuid
-
-    topic = f"cli-tail-{uuid.uuid4().hex[:8]}"
-    lines = ['{"id": "t1", "text": "good", "sentiment": {"label": "positive", "score": 0.91}}', "plain text, not JSON",
-             "[1, 2, 3]", '{"id": "t4", "text": "last", "sentiment": {"label": "negative", "score": 0.8}}']
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    produced = subprocess.run([sys.executable, "-m", "pipeline.tools.cli", "produce", "-", "--topic", topic],
-                              input="\n".join(lines) + "\n", env={**_clean_env(), **env}, cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
-    assert produced.returncode == 0, produced.stderr
-    tailed = _run(["tail", "--max", "4"], {**env, "STREAMNLP_OUTPUT_TOPIC": topic}, timeout=60)
-    assert tailed.returncode == 0, tailed.stderr
-    assert "Traceback" not in tailed.stderr
-    out = tailed.stdout.splitlines()
-    assert "plain text, not JSON" in out and "[1, 2, 3]" in out, tailed.stdout
-    assert any("positive 0.91  t1" in line for line in out) and any("t4" in line for line in out), tailed.stdout

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from pipeline.tools import dlq
 from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
-from pipeline.tools.dlq import REPLAY_HEADER, DlqEntry, ReplayFilter, Skip, plan, summarise
 from pipeline.settings import Settings
+from pipeline.tools import dlq
+from pipeline.tools.dlq import REPLAY_HEADER, DlqEntry, ReplayFilter, Skip, plan, summarise
 from schemas.events import DeadLetter, ErrorCode
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -195,8 +195,8 @@ def test_replay_without_a_filter_needs_all(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_replay_exits_non_zero_when_publishing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.tools import cli
     from pipeline.kafka import clients as kafka_io
+    from pipeline.tools import cli
 
     _env(monkeypatch)
     entries = [entry(letter(key=b"a"), 1), entry(letter(key=b"b"), 2)]

@@ -9,12 +9,12 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
+from pipeline.modelbuild.data import LABELS, load_rotten_tomatoes, stratified_split
 from pipeline.tools.cli import main
 from pipeline.tools.evaluation.data import DataError, held_out_reviews, labelled_file, long_sample_texts
 from pipeline.tools.evaluation.isolate import IsolatedRunError, run_isolated
 from pipeline.tools.evaluation.report import render_markdown, write_report
 from pipeline.tools.evaluation.runs import evaluate_extractive, judge_summaries
-from pipeline.modelbuild.data import LABELS, load_rotten_tomatoes, stratified_split
 
 SOURCE = ("The city council approved three new bus routes on Tuesday. The routes start on June 2 and connect "
           "the university with the train station. Tickets cost the same as before, the mayor said.")

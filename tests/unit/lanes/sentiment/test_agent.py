@@ -4,66 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Sequence
 
 import orjson
 import pytest
 
 from pipeline.lanes.sentiment.agent import SentimentAgent
 from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
-from tests.unit.lanes.sentiment.test_enrichment import _Info, _Prediction
-
-
-@dataclass
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class _Event:
-    message: _Message
-
-
-class PoisonAwareClassifier:
-    """Fails any batch containing the word 'poison', like a model choking on one input."""
-
-    info = _Info()
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def predict(self, texts: Sequence[str]) -> list[_Prediction]:
-        self.calls.append(len(texts))
-        if any("poison" in t for t in texts):
-            raise ValueError("kernel failed")
-        return [_Prediction("positive", 0.9, False) for _ in texts]
-
-
-class MemoryTopic:
-    def __init__(self, fail_first: int = 0) -> None:
-        self.records: list[tuple[bytes | None, bytes, list]] = []
-        self.fail_first = fail_first
-
-    async def send(self, *, key: Any, value: bytes, headers: list, force: bool) -> asyncio.Future:
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            future.set_exception(ConnectionError("broker unavailable"))
-        else:
-            self.records.append((key, value, headers))
-            future.set_result(None)
-        return future
-
-
-def _events(texts: list[str]) -> list[_Event]:
-    return [_Event(_Message("texts", 0, i, None, orjson.dumps({"id": f"e{i}", "text": t}), [("trace", b"x")]))
-            for i, t in enumerate(texts)]
+from tests.doubles import (
+    MemoryTopic,
+    PoisonAwareClassifier,
+    text_events,
+)
 
 
 def _agent(out: MemoryTopic, dlq: MemoryTopic, classifier: PoisonAwareClassifier) -> SentimentAgent:
@@ -76,7 +27,7 @@ def _agent(out: MemoryTopic, dlq: MemoryTopic, classifier: PoisonAwareClassifier
 async def test_one_poison_event_is_dead_lettered_and_the_rest_enriched() -> None:
     out, dlq, classifier = MemoryTopic(), MemoryTopic(), PoisonAwareClassifier()
     agent = _agent(out, dlq, classifier)
-    await agent.process(_events(["fine", "also fine", "poison pill", "still fine"]))  # type: ignore[arg-type]
+    await agent.process(text_events(["fine", "also fine", "poison pill", "still fine"]))  # type: ignore[arg-type]
     assert sorted(k for k, _, _ in out.records) == [b"e0", b"e1", b"e3"]
     assert len(dlq.records) == 1
     letter = orjson.loads(dlq.records[0][1])
@@ -90,7 +41,7 @@ async def test_transient_publish_failures_are_retried(monkeypatch: pytest.Monkey
     monkeypatch.setattr(asyncio, "sleep", _no_sleep)
     out, dlq = MemoryTopic(fail_first=2), MemoryTopic()
     agent = _agent(out, dlq, PoisonAwareClassifier())
-    await agent.process(_events(["a", "b", "c"]))  # type: ignore[arg-type]
+    await agent.process(text_events(["a", "b", "c"]))  # type: ignore[arg-type]
     assert sorted(k for k, _, _ in out.records) == [b"e0", b"e1", b"e2"]
 
 
@@ -105,7 +56,7 @@ async def test_publish_that_never_succeeds_exits_without_acking(monkeypatch: pyt
     monkeypatch.setattr("pipeline.runtime.batches.os._exit", fake_exit)
     agent = _agent(MemoryTopic(fail_first=10**6), MemoryTopic(), PoisonAwareClassifier())
     with pytest.raises(SystemExit):
-        await agent.process(_events(["a"]))  # type: ignore[arg-type]
+        await agent.process(text_events(["a"]))  # type: ignore[arg-type]
     assert exits == [70]
 
 
@@ -117,7 +68,7 @@ async def test_an_output_over_the_record_limit_is_dead_lettered_and_the_batch_pu
         classifier=PoisonAwareClassifier(), output_topic=out, dlq_topic=dlq,  # type: ignore[arg-type]
         executor=ThreadPoolExecutor(max_workers=1),
     )
-    events = _events(["fine", "big headers", "still fine"])
+    events = text_events(["fine", "big headers", "still fine"])
     events[1].message.headers = [("blob", b"h" * 70_000)]
     await agent.process(events)  # type: ignore[arg-type]
     assert sorted(k for k, _, _ in out.records) == [b"e0", b"e2"]
@@ -135,7 +86,7 @@ async def test_the_input_cap_is_the_configured_one() -> None:
         classifier=PoisonAwareClassifier(), output_topic=out, dlq_topic=dlq,  # type: ignore[arg-type]
         executor=ThreadPoolExecutor(max_workers=1),
     )
-    await agent.process(_events(["short", "a text long enough to pass the forty bytes"]))  # type: ignore[arg-type]
+    await agent.process(text_events(["short", "a text long enough to pass the forty bytes"]))  # type: ignore[arg-type]
     assert [k for k, _, _ in out.records] == [b"e0"]
     assert orjson.loads(dlq.records[0][1])["error_code"] == "payload_too_large"
 

@@ -390,7 +390,6 @@ SAMPLE_MALFORMED = {
 
 
 def test_sample_file():
-    from pathlib import Path
 
     path = REPO / "samples" / "events.jsonl"
     lines = path.read_bytes().splitlines()

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
 
 import orjson
 
 from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
 from schemas.events import DeadLetter, EnrichedEvent, to_json_bytes
-
-
-@dataclass(frozen=True)
-class _Prediction:
-    label: str
-    score: float
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class _Info:
-    name: str = "stub-model"
-    version: str = "9.9"
-
-
-class LengthClassifier:
-    """Deterministic stand-in: long texts are 'positive'."""
-
-    info = _Info()
-
-    def predict(self, texts: Sequence[str]) -> list[_Prediction]:
-        return [_Prediction("positive" if len(t) > 10 else "negative", 0.75, len(t) > 50) for t in texts]
+from tests.doubles import LengthClassifier
 
 
 def _record(offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] = ()) -> RawRecord:

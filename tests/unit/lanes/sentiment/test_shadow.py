@@ -12,33 +12,32 @@ import orjson
 
 from pipeline.lanes.sentiment.agent import SentimentAgent
 from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
-from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.lanes.sentiment.shadow import ShadowConfig, ShadowItem, ShadowScorer, sampled
+from pipeline.runtime.metrics import WorkerMetrics
+from tests.doubles import MemoryTopic, PoisonAwareClassifier, StubPrediction, text_events
 from tests.scrape import parse
-from tests.unit.lanes.sentiment.test_agent import MemoryTopic, PoisonAwareClassifier, _events
-from tests.unit.lanes.sentiment.test_enrichment import _Prediction
 
 
 @dataclass(frozen=True)
-class _Info:
+class StubModelInfo:
     name: str = "shadow-stub"
     version: str = "1"
 
 
 class FixedClassifier:
-    info = _Info()
+    info = StubModelInfo()
 
     def __init__(self, label: str = "positive", fail: bool = False, gate: threading.Event | None = None) -> None:
         self.label, self.fail, self.gate = label, fail, gate
         self.calls = 0
 
-    def predict(self, texts: Sequence[str]) -> list[_Prediction]:
+    def predict(self, texts: Sequence[str]) -> list[StubPrediction]:
         self.calls += 1
         if self.gate is not None:
             self.gate.wait(5)
         if self.fail:
             raise RuntimeError("shadow model exploded")
-        return [_Prediction(self.label, 0.9, False) for _ in texts]
+        return [StubPrediction(self.label, 0.9, False) for _ in texts]
 
 
 def _items(n: int, label: str = "positive") -> list[ShadowItem]:
@@ -107,7 +106,7 @@ async def test_the_primary_publishes_even_when_the_shadow_fails() -> None:
     agent = SentimentAgent(enricher=BatchEnricher(EnricherConfig(worker="t")), classifier=PoisonAwareClassifier(),
                            output_topic=out, dlq_topic=dlq,  # type: ignore[arg-type]
                            executor=ThreadPoolExecutor(max_workers=1), shadow=shadow)
-    await agent.process(_events(["good", "fine", "great"]))  # type: ignore[arg-type]
+    await agent.process(text_events(["good", "fine", "great"]))  # type: ignore[arg-type]
     assert sorted(k for k, _, _ in out.records) == [b"e0", b"e1", b"e2"] and not dlq.records
     assert all(orjson.loads(v)["sentiment"]["label"] == "positive" for _, v, _ in out.records)
     _drain(shadow)

@@ -90,7 +90,6 @@ def test_sentence_splitter_paragraphs_and_bullets() -> None:
 
 def test_extractive_never_invents_text_on_realistic_inputs() -> None:
     import json
-    from pathlib import Path
 
     cases = FIXTURES / "faithfulness_cases.jsonl"
     sources = {json.loads(line)["source"] for line in cases.read_text(encoding="utf-8").splitlines() if line.strip()}

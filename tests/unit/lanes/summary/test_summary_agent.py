@@ -2,71 +2,23 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Sequence
 
 import orjson
 import pytest
 
-from pipeline.lanes.summary.policy import SummaryPolicy
-from pipeline.lanes.summary.agent import SummaryAgent, SummaryAgentConfig
-from schemas.events import to_json_bytes
-from schemas.summaries import SummaryRequest
-from tests.unit.lanes.sentiment.test_agent import MemoryTopic, _Event, _Message
+from tests.doubles import (
+    Generated,
+    MemoryTopic,
+    ScriptedGenerator,
+    summary_agent,
+    summary_request_events,
+)
 
 BUS_SOURCE = (
     "Metro Transit will launch three new bus routes on June 2, connecting the Eastgate neighborhood to the "
     "hospital and the central station. The routes will run every 12 minutes during rush hour. Fares stay at $2.50."
 )
-
-
-@dataclass(frozen=True)
-class _Generated:
-    text: str
-    prompt_tokens: int = 100
-    new_tokens: int = 20
-    prompt_truncated: bool = False
-    stop_reason: str = "eos"
-
-
-@dataclass(frozen=True)
-class _Info:
-    name: str = "tiny-llm"
-    version: str = "0.1"
-    precision: str = "int8"
-
-
-class ScriptedGenerator:
-    info = _Info()
-
-    def __init__(self, outputs: dict[str, str] | Exception) -> None:
-        self.outputs = outputs
-        self.calls = 0
-
-    def summarize(self, texts: Sequence[str], *, time_budget_s: float | None = None) -> list[_Generated]:
-        self.calls += 1
-        if isinstance(self.outputs, Exception):
-            raise self.outputs
-        return [_Generated(self.outputs[t[:20]]) for t in texts]
-
-
-def _request_events(texts: list[str]) -> list[_Event]:
-    now = datetime.now(timezone.utc)
-    return [_Event(_Message("texts.summarize", 0, i, f"r{i}".encode(),
-                            to_json_bytes(SummaryRequest(id=f"r{i}", text=t, source="news", requested_at=now))))
-            for i, t in enumerate(texts)]
-
-
-def _agent(generator: ScriptedGenerator | None, *, mode: str = "abstractive", backlog: int = 0,
-           out: MemoryTopic | None = None, dlq: MemoryTopic | None = None, concurrency: int = 1) -> SummaryAgent:
-    return SummaryAgent(
-        config=SummaryAgentConfig(worker="w", mode=mode, backlog_max=10, concurrency=concurrency),  # type: ignore[arg-type]
-        generator=generator, policy=SummaryPolicy(faithfulness_threshold=0.75),
-        summaries_topic=out or MemoryTopic(), dlq_topic=dlq or MemoryTopic(),  # type: ignore[arg-type]
-        executor=ThreadPoolExecutor(max_workers=concurrency), backlog=lambda events: backlog,
-    )
 
 
 class RendezvousGenerator(ScriptedGenerator):
@@ -81,7 +33,7 @@ class RendezvousGenerator(ScriptedGenerator):
         self.fail_on = fail_on
         self.batches: list[list[str]] = []
 
-    def summarize(self, texts: Sequence[str], *, time_budget_s: float | None = None) -> list[_Generated]:
+    def summarize(self, texts: Sequence[str], *, time_budget_s: float | None = None) -> list[Generated]:
         self.batches.append(list(texts))
         self.barrier.wait()
         if self.fail_on and any(t.startswith(self.fail_on) for t in texts):
@@ -96,7 +48,7 @@ def _published(topic: MemoryTopic) -> list[dict]:
 async def test_faithful_candidate_is_published_as_abstractive() -> None:
     out = MemoryTopic()
     gen = ScriptedGenerator({BUS_SOURCE[:20]: "Metro Transit will launch three new bus routes on June 2."})
-    await _agent(gen, out=out).process(_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
+    await summary_agent(gen, out=out).process(summary_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
     (summary,) = _published(out)
     assert summary["method"] == "abstractive" and summary["fallback_reason"] is None
     assert summary["faithfulness"]["score"] >= 0.75
@@ -107,7 +59,7 @@ async def test_faithful_candidate_is_published_as_abstractive() -> None:
 async def test_the_33_bus_routes_hallucination_is_replaced_by_extractive() -> None:
     out = MemoryTopic()
     gen = ScriptedGenerator({BUS_SOURCE[:20]: "Metro Transit will launch 33 bus routes on June 2."})
-    await _agent(gen, out=out).process(_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
+    await summary_agent(gen, out=out).process(summary_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
     (summary,) = _published(out)
     assert summary["method"] == "extractive" and summary["fallback_reason"] == "unfaithful"
     assert "33" in summary["faithfulness"]["unsupported"]
@@ -117,7 +69,7 @@ async def test_the_33_bus_routes_hallucination_is_replaced_by_extractive() -> No
 async def test_backlog_over_bound_sheds_to_extractive_without_running_the_model() -> None:
     out = MemoryTopic()
     gen = ScriptedGenerator({})
-    await _agent(gen, backlog=50, out=out).process(_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
+    await summary_agent(gen, backlog=50, out=out).process(summary_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
     (summary,) = _published(out)
     assert gen.calls == 0
     assert summary["method"] == "extractive" and summary["fallback_reason"] == "backlog"
@@ -126,8 +78,8 @@ async def test_backlog_over_bound_sheds_to_extractive_without_running_the_model(
 
 async def test_generation_error_dead_letters_the_requests() -> None:
     out, dlq = MemoryTopic(), MemoryTopic()
-    agent = _agent(ScriptedGenerator(RuntimeError("ORT failed")), out=out, dlq=dlq)
-    await agent.process(_request_events([BUS_SOURCE, BUS_SOURCE + " More."]))  # type: ignore[arg-type]
+    agent = summary_agent(ScriptedGenerator(RuntimeError("ORT failed")), out=out, dlq=dlq)
+    await agent.process(summary_request_events([BUS_SOURCE, BUS_SOURCE + " More."]))  # type: ignore[arg-type]
     assert out.records == []
     letters = _published(dlq)
     assert [letter["error_code"] for letter in letters] == ["summarization_error"] * 2
@@ -137,14 +89,14 @@ async def test_generation_error_dead_letters_the_requests() -> None:
 
 async def test_extractive_mode_never_needs_a_model() -> None:
     out = MemoryTopic()
-    await _agent(None, mode="extractive", out=out).process(_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
+    await summary_agent(None, mode="extractive", out=out).process(summary_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
     (summary,) = _published(out)
     assert summary["method"] == "extractive" and summary["faithfulness"]["score"] == 1.0
 
 
 def test_abstractive_mode_without_generator_is_a_configuration_error() -> None:
     with pytest.raises(ValueError):
-        _agent(None, mode="abstractive")
+        summary_agent(None, mode="abstractive")
 
 
 def test_a_sentence_cut_by_the_token_cap_is_dropped() -> None:
@@ -161,8 +113,8 @@ async def test_concurrency_splits_the_batch_into_parallel_generations_and_isolat
     generator = RendezvousGenerator({t[:20]: t.split(". ", 1)[1].split(". ")[0] + "." for t in texts},
                                     parties=2, fail_on="Source number 3")
     out, dlq = MemoryTopic(), MemoryTopic()
-    agent = _agent(generator, out=out, dlq=dlq, concurrency=2)
-    await agent.process(_request_events(texts))  # type: ignore[arg-type]
+    agent = summary_agent(generator, out=out, dlq=dlq, concurrency=2)
+    await agent.process(summary_request_events(texts))  # type: ignore[arg-type]
     assert sorted(len(b) for b in generator.batches) == [2, 2]
     # the chunk with r2, r3 failed: only its requests are dead-lettered, r0 and r1 are published
     assert sorted(s["id"] for s in _published(out)) == ["r0", "r1"]
@@ -175,8 +127,8 @@ async def test_a_request_blank_after_cleaning_is_dead_lettered_and_the_batch_goe
     # raised (exit 70, re-consumed, for ever); in abstractive mode the model was fed it too.
     gen = ScriptedGenerator({BUS_SOURCE[:20]: "Metro Transit will launch three new bus routes on June 2."})
     out, dlq = MemoryTopic(), MemoryTopic()
-    agent = _agent(gen if mode == "abstractive" else None, mode=mode, out=out, dlq=dlq)
-    await agent.process(_request_events([" \n\t " * 120, BUS_SOURCE, "\u200b\u2060\x00\ufeff" * 120]))  # type: ignore[arg-type]
+    agent = summary_agent(gen if mode == "abstractive" else None, mode=mode, out=out, dlq=dlq)
+    await agent.process(summary_request_events([" \n\t " * 120, BUS_SOURCE, "\u200b\u2060\x00\ufeff" * 120]))  # type: ignore[arg-type]
     assert [s["id"] for s in _published(out)] == ["r1"]
     letters = _published(dlq)
     assert sorted(letter["event_id"] for letter in letters) == ["r0", "r2"]
@@ -186,19 +138,19 @@ async def test_a_request_blank_after_cleaning_is_dead_lettered_and_the_batch_goe
 
 
 async def test_a_summary_that_cannot_be_built_dead_letters_only_its_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.lanes.summary.agent as summary_agent
+    import pipeline.lanes.summary.agent as agent_module
 
-    real_decide = summary_agent.decide
+    real_decide = agent_module.decide
 
     def decide(source: str, *args: object, **kwargs: object) -> object:
         if source.startswith("BOOM"):
             raise ValueError("policy bug")
         return real_decide(source, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(summary_agent, "decide", decide)
+    monkeypatch.setattr(agent_module, "decide", decide)
     out, dlq = MemoryTopic(), MemoryTopic()
-    await _agent(None, mode="extractive", out=out, dlq=dlq).process(  # type: ignore[arg-type]
-        _request_events([BUS_SOURCE, "BOOM. " + BUS_SOURCE]))
+    await summary_agent(None, mode="extractive", out=out, dlq=dlq).process(  # type: ignore[arg-type]
+        summary_request_events([BUS_SOURCE, "BOOM. " + BUS_SOURCE]))
     assert [s["id"] for s in _published(out)] == ["r0"]
     (letter,) = _published(dlq)
     assert letter["event_id"] == "r1" and letter["error_code"] == "summarization_error"

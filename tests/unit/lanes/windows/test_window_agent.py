@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from pipeline.lanes.windows import logic as windows
-from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.lanes.windows.agent import TICK, RouteItem, WindowAgentConfig, WindowAggregator, route_item
 from pipeline.lanes.windows.state import PartitionedState
+from pipeline.runtime.metrics import WorkerMetrics
 
 
 class FakeTopic:
