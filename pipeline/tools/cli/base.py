@@ -1,4 +1,10 @@
-"""The `streamnlp` click group and what every command shares: the one-line error and the Kafka client runner."""
+"""The `streamnlp` click group and what every command shares: the one-line error and the Kafka client runner.
+
+A project failure (`StreamnlpError`: bad setting, missing model, unreachable broker, broken
+catalogue...) is caught once, by the group, and printed as its one fix-it line with exit 2;
+a command catches one itself only where its exit code or wording differs. Anything else is a
+bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from pipeline.settings import ConfigError, Settings, load_settings
+from pipeline.errors import StreamnlpError
 
 EXIT_CONFIG = 2
 T = TypeVar("T")
@@ -30,21 +36,24 @@ def run_kafka(work: Coroutine[Any, Any, T]) -> T:
 
     try:
         return asyncio.run(work)
-    except (ConfigError, TimeoutError) as exc:
+    except TimeoutError as exc:
         fail(str(exc))
     except KafkaError as exc:  # the broker accepted TCP, so usually a protocol mismatch: say so
         fail(f"Kafka client error: {exc}; if the brokers require TLS or SASL, set STREAMNLP_SECURITY_PROTOCOL "
              "(README, 'Secure transport')", code=1)
 
 
-def cli_settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        fail(str(exc))
+class _Streamnlp(click.Group):
+    """The one handler: every subcommand (nested groups included) runs inside this `invoke`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StreamnlpError as exc:
+            fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Streamnlp, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="streamnlp", prog_name="streamnlp")
 def main() -> None:
     """Streaming text enrichment on Kafka with small ONNX models."""

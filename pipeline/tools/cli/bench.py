@@ -9,7 +9,8 @@ from typing import Any
 import click
 import orjson
 
-from pipeline.tools.cli.base import cli_settings, fail, one_line
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import fail, one_line
 
 
 def _sentiment_bench_options(command: Any) -> Any:
@@ -51,7 +52,7 @@ def bench_sentiment(**options: Any) -> None:
 
 def _bench_sentiment(*, events: int, latency_seconds: float, long_docs: int, workers: int, naive: bool,
                      as_json: bool, out_prefix: Path | None) -> None:
-    settings = cli_settings()
+    settings = load_settings()
     from pipeline.kafka.broker import BrokerError
     from pipeline.tools.benchmark.lanes import LaneError
     from pipeline.tools.benchmark.plan import BenchConfig, run_bench

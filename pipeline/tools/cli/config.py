@@ -5,14 +5,13 @@ from __future__ import annotations
 import click
 from pydantic import SecretStr
 
-from pipeline.settings import Settings, setting_env_names
-from pipeline.tools.cli.base import cli_settings
+from pipeline.settings import Settings, load_settings, setting_env_names
 
 
 @click.command("config")
 def config_cmd() -> None:
     """List every setting, its environment variable and its current value."""
-    settings = cli_settings()
+    settings = load_settings()
     for name, field in Settings.model_fields.items():
         env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"STREAMNLP_{name.upper()}"
         value = getattr(settings, name)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.tools.cli.base import cli_settings, fail
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import fail
 
 
 @click.command()
@@ -20,7 +21,7 @@ def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
     from pipeline.service.worker import load_classifier, load_summarizer
     from pipeline.tools.demo import DEFAULT_SAMPLES, DemoConfig, DemoFailed, run_demo
 
-    settings = cli_settings()
+    settings = load_settings()
     if count is not None and count < 1:
         fail("--count must be at least 1")
     try:

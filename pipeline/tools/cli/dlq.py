@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import click
 import orjson
 
-from pipeline.settings import ConfigError
-from pipeline.tools.cli.base import cli_settings, fail, run_kafka
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import fail, run_kafka
 from schemas.events import ErrorCode
 
 
@@ -38,11 +38,8 @@ def dlq_inspect(as_json: bool) -> None:
     from pipeline.kafka.clients import check_reachable
     from pipeline.tools.dlq import format_summary, inspect
 
-    settings = cli_settings()
-    try:
-        check_reachable(settings)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = load_settings()
+    check_reachable(settings)
     summary = run_kafka(inspect(settings))
     click.echo(orjson.dumps(summary.as_dict()).decode() if as_json else format_summary(summary))
 
@@ -67,7 +64,7 @@ def dlq_replay(error_codes: tuple[str, ...], since: datetime | None, until: date
     from pipeline.kafka.clients import check_reachable
     from pipeline.tools.dlq import ReplayFilter, format_report, replay
 
-    settings = cli_settings()
+    settings = load_settings()
     try:
         selection = ReplayFilter(error_codes=frozenset(ErrorCode(c) for c in error_codes), ids=frozenset(ids),
                                  since=since, until=until)
@@ -75,10 +72,7 @@ def dlq_replay(error_codes: tuple[str, ...], since: datetime | None, until: date
         fail(str(exc))
     if selection.selects_everything and not everything:
         fail("no filter given; pass --error-code, --since/--until or --id, or --all to replay every dead letter")
-    try:
-        check_reachable(settings)
-    except ConfigError as exc:
-        fail(str(exc))
+    check_reachable(settings)
     report = run_kafka(replay(settings, selection, dry_run=dry_run, topic_override=topic,
                               include_replays=include_replays, say=click.echo))
     click.echo(orjson.dumps(report.as_dict()).decode() if as_json else format_report(report))

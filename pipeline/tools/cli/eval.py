@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import orjson
 
-from pipeline.tools.cli.base import cli_settings, fail, one_line
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import fail, one_line
 
 
 @click.command("eval")
@@ -31,7 +32,7 @@ from pipeline.tools.cli.base import cli_settings, fail, one_line
 def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix: Path | None, as_json: bool,
              batch_size: int | None, threads: int, limit: int | None, cache_dir: Path | None) -> None:
     """Measure every built model at every built precision: quality, size, RAM, latency, throughput."""
-    settings = cli_settings()
+    settings = load_settings()
     try:
         from pipeline.modelbuild.progress import StderrProgress
         from pipeline.tools.evaluation.data import DataError

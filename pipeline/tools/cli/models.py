@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from pipeline.tools.cli.base import cli_settings, fail, one_line
+from pipeline.catalogue import load_catalogue
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import fail, one_line
 
 
 @click.group()
 def models() -> None:
     """Build and inspect models."""
-
-
-def _catalogue():  # -> Catalogue; a broken catalogue is one line, not a traceback
-    from pipeline.catalogue import CatalogueError, load_catalogue
-
-    try:
-        return load_catalogue()
-    except CatalogueError as exc:
-        fail(str(exc))
-
-
-def _entry(name: str):  # -> CatalogueEntry
-    from pipeline.catalogue import CatalogueError
-
-    try:
-        return _catalogue().get(name)
-    except CatalogueError as exc:
-        fail(str(exc))
 
 
 @models.command("list")
@@ -41,10 +28,10 @@ def models_list(as_json: bool, cache_dir: Path | None) -> None:
     """Every model in models/catalogue.toml: task, offline or online-only, built version and precisions."""
     from pipeline.catalogue import built_model
 
-    settings = cli_settings()
+    settings = load_settings()
     cache = cache_dir or settings.model_dir.parent
-    rows = []
-    for entry in _catalogue().entries.values():
+    rows: list[dict[str, Any]] = []
+    for entry in load_catalogue().entries.values():
         built = built_model(cache / entry.name, entry.task)
         rows.append({"name": entry.name, "task": entry.task, "default": entry.default,
                      "build": "offline" if entry.offline else "online", "source": entry.source.describe(),
@@ -72,8 +59,8 @@ def models_list(as_json: bool, cache_dir: Path | None) -> None:
               help="Build NAME from this local Hugging Face directory instead of its catalogue source.")
 def models_build(name: str | None, force: bool, cache_dir: Path | None, source_dir: Path | None) -> None:
     """Build the default models offline from packages, or the catalogue entry NAME (needs the `build` extra)."""
-    settings = cli_settings()
-    entry = _entry(name) if name else None
+    settings = load_settings()
+    entry = load_catalogue().get(name) if name else None
     if source_dir is not None and name is None:
         fail("--source needs a model NAME")
     try:
@@ -90,9 +77,11 @@ def models_build(name: str | None, force: bool, cache_dir: Path | None, source_d
             paths = [build_entry(entry, cache, force=force, source_override=source_dir, progress=StderrProgress())]
     except ModelBuildError as exc:
         fail(one_line(exc), code=1)
-    except Exception as exc:  # a recipe failing deep inside torch/optimum: one line, not a traceback
+    except Exception as exc:  # noqa: BLE001 - a recipe failing deep inside torch/optimum: one line, not a traceback
         if settings.log_level == "DEBUG":
-            raise
+            # Printed here, not re-raised: the group would turn a project error into its one line.
+            traceback.print_exc()
+            sys.exit(1)
         fail(f"building {name or 'the default models'} failed: {type(exc).__name__}: {one_line(exc)} "
              "(STREAMNLP_LOG_LEVEL=DEBUG shows the traceback)", code=1)
     for path in paths:
@@ -146,12 +135,12 @@ def models_export_summarizer(source: str, out_dir: Path, precisions: str, graph:
 def models_info(target: str | None) -> None:
     """Print a model's catalogue entry and build manifest (NAME), or a built directory's manifest (PATH;
     default STREAMNLP_MODEL_DIR)."""
-    settings = cli_settings()
-    catalogue = _catalogue()
+    settings = load_settings()
+    catalogue = load_catalogue()
     if target is not None and target in catalogue.entries:
         from pipeline.catalogue import built_model
 
-        entry = _entry(target)
+        entry = catalogue.get(target)
         path = settings.model_dir.parent / entry.name
         built = built_model(path, entry.task)
         info = {"catalogue": entry.model_dump(mode="json", exclude_none=True), "path": str(path),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.settings import ConfigError
-from pipeline.tools.cli.base import cli_settings, fail, run_kafka
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import run_kafka
 
 
 @click.command()
@@ -16,10 +16,7 @@ def produce(source: click.utils.LazyFile, topic: str | None) -> None:
     from pipeline.kafka.clients import check_reachable, jsonl_records
     from pipeline.kafka.clients import produce as produce_records
 
-    settings = cli_settings()
-    try:
-        check_reachable(settings)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = load_settings()
+    check_reachable(settings)
     count = len(run_kafka(produce_records(settings, topic or settings.input_topic, jsonl_records(source))))
     click.echo(f"produced {count} records to {topic or settings.input_topic}", err=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.settings import ConfigError
-from pipeline.tools.cli.base import cli_settings, fail, run_kafka
+from pipeline.settings import load_settings
+from pipeline.tools.cli.base import run_kafka
 
 
 @click.command()
@@ -18,11 +18,8 @@ def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None
     from pipeline.kafka.clients import check_reachable, follow
     from pipeline.tools.tail import raw_line, tail_line
 
-    settings = cli_settings()
-    try:
-        check_reachable(settings)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = load_settings()
+    check_reachable(settings)
     topics = [settings.output_topic] + ([settings.dlq_topic] if dlq else [])
 
     async def run() -> None:
