@@ -6,7 +6,7 @@ MODEL_DIR ?= models/cache/sentiment-minilm-rt
 SUMMARIZER_DIR ?= models/cache/summarizer-smollm2-135m
 COUNT ?= 200
 
-.PHONY: demo test install models bench schemas lint clean
+.PHONY: demo test test-unit install models bench schemas lint clean
 
 $(BIN)/streamnlp: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,16 @@ models: $(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json
 demo: install models
 	$(BIN)/streamnlp demo --count $(COUNT)
 
-test: install models
-	$(BIN)/python -m pytest -q -ra
+# The whole suite, the one CI command: the unit tier first (fast feedback, before any model build), then the
+# rest: tests/unit's needs_model tests, then everything outside tests/unit (integration, fault, deploy).
+test: test-unit models
+	$(BIN)/python -m pytest -q -ra tests/unit -m needs_model
+	$(BIN)/python -m pytest -q -ra --ignore=tests/unit
+
+# tests/unit without a built model: no broker, no model build (tests/conftest.py refuses a unit test that takes
+# a broker or an unmarked model), well under two minutes.
+test-unit: install
+	$(BIN)/python -m pytest -q -ra tests/unit -m "not needs_model"
 
 # ruff (pyflakes, imports, bugbear, blind except, pyupgrade), mypy, and the import contracts
 # (layers, independent lanes, no cycles): configured in pyproject.toml, run by CI before the tests.
