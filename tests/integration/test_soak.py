@@ -1,6 +1,6 @@
 """Soak: 10 minutes at 2x the worker's measured capacity; memory must stay flat (backpressure works).
 
-Not in CI (marker `soak`, deselected by default): `pytest -m soak tests/test_soak.py`.
+Not in CI (marker `soak`, deselected by default): `pytest -m soak tests/integration/test_soak.py`.
 `SOAK_MINUTES` / `SOAK_LOAD_FACTOR` shorten or change it for a quick check; the RSS window is
 always from 20% of the run (minute 2 of 10) to its end.
 

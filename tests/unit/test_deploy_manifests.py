@@ -113,7 +113,7 @@ def test_deployment_env_names_are_settings(container):
 
 
 def test_command_is_the_worker(container):
-    # The image's ENTRYPOINT is `streamnlp` (tests/test_dockerfile.py); args pick the CLI command.
+    # The image's ENTRYPOINT is `streamnlp` (tests/unit/test_dockerfile.py); args pick the CLI command.
     assert "command" not in container
     assert container["args"][0] == "worker" and container["args"][0] in cli_main.commands
 

@@ -2,7 +2,7 @@
 
 The embedded broker cannot authenticate with SASL (Tansu 0.6 cannot create users
 while authentication is on), so SASL is proven here by configuration, TLS end to
-end in tests/test_tls_transport.py.
+end in tests/integration/test_tls_transport.py.
 """
 
 from __future__ import annotations
