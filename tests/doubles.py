@@ -7,10 +7,11 @@ a test module that imports another drags that module's tests and fixtures along 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -137,7 +138,7 @@ class ScriptedGenerator:
 
 
 def summary_request_events(texts: list[str]) -> list[FakeEvent]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [FakeEvent(FakeMessage("texts.summarize", 0, i, f"r{i}".encode(),
                                   to_json_bytes(SummaryRequest(id=f"r{i}", text=t, source="news", requested_at=now))))
             for i, t in enumerate(texts)]
