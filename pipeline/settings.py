@@ -32,6 +32,12 @@ DEFAULT_SENTIMENT_MODEL = "sentiment-minilm-rt"
 DEFAULT_SUMMARIZER_MODEL = "summarizer-smollm2-135m"
 
 
+def env_name(field: str) -> str:
+    """The environment variable for a setting, as `streamnlp config`, error messages and child workers spell it:
+    STREAMNLP_<FIELD>, except the broker list, which keeps Kafka's usual KAFKA_BOOTSTRAP_SERVERS."""
+    return "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
+
+
 class ConfigError(StreamnlpError):
     """A misconfiguration; the message says which setting and how to fix it."""
 
@@ -412,8 +418,8 @@ def record_size_problem(settings: Settings) -> str | None:
 
 def setting_env_names() -> set[str]:
     """Every environment variable name a Settings field can be read from."""
-    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    names.add("KAFKA_BOOTSTRAP_SERVERS")
+    names = {env_name(name) for name in Settings.model_fields}
+    names.add(ENV_PREFIX + "BOOTSTRAP_SERVERS")  # the broker list's other accepted name (its validation_alias)
     return names
 
 
@@ -438,6 +444,5 @@ def load_settings(**overrides: object) -> Settings:
                 problems.append(err["msg"].removeprefix("Value error, "))
                 continue
             field = ".".join(str(p) for p in err["loc"])
-            env_name = "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
-            problems.append(f"{env_name}: {err['msg']}")
+            problems.append(f"{env_name(field)}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

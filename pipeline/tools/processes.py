@@ -11,23 +11,23 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from pipeline.settings import Settings
+from pipeline.settings import ENV_PREFIX, Settings, env_name
 
 # Per-process identity stays the child's own; everything else is inherited from the parent's Settings.
 _NOT_FORWARDED = {"bootstrap_servers", "worker_name", "log_format"}
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMNLP_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != env_name("bootstrap_servers")}
+    env[env_name("bootstrap_servers")] = settings.bootstrap_servers
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if name in _NOT_FORWARDED or value is None:  # unset optionals stay unset (str(None) is not None)
             continue
         if isinstance(value, SecretStr):  # str() masks it; the child needs the real value
             value = value.get_secret_value()
-        env[f"STREAMNLP_{name.upper()}"] = str(value)
-    env["STREAMNLP_LOG_FORMAT"] = "json"
+        env[env_name(name)] = str(value)
+    env[env_name("log_format")] = "json"
     env.update(extra or {})
     return env
 

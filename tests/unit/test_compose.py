@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, setting_env_names
 from tests.container_files import interpolation_default as _default
 from tests.container_files import parse_dockerfile
 from tests.paths import REPO
@@ -43,9 +43,7 @@ REQUIRED_WORKER_ENV = {
 
 def known_setting_names() -> set[str]:
     """Env names Settings reads: STREAMNLP_<FIELD> plus the KAFKA_BOOTSTRAP_SERVERS alias."""
-    names = {"STREAMNLP_" + name.upper() for name in Settings.model_fields}
-    names.add("KAFKA_BOOTSTRAP_SERVERS")
-    return names
+    return setting_env_names()
 
 
 @pytest.fixture(scope="module")

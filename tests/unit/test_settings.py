@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.settings import ConfigError, Settings, load_settings, setting_env_names, unknown_env_settings
+from pipeline.settings import ConfigError, Settings, env_name, load_settings, setting_env_names, unknown_env_settings
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +66,13 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
 
 def test_every_field_has_an_env_name_and_description() -> None:
     names = setting_env_names()
-    assert "KAFKA_BOOTSTRAP_SERVERS" in names
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "STREAMNLP_BOOTSTRAP_SERVERS"} <= names
     for field_name, field in Settings.model_fields.items():
-        assert f"STREAMNLP_{field_name.upper()}" in names
+        assert env_name(field_name) in names
         assert field.description, f"{field_name} needs a description for `streamnlp config` and the README"
     assert unknown_env_settings({"STREAMNLP_INPUT_TOPIC": "x", "OTHER": "y"}) == []
+
+
+def test_env_name_is_the_prefixed_field_except_the_broker_list() -> None:
+    assert env_name("batch_max_size") == "STREAMNLP_BATCH_MAX_SIZE"
+    assert env_name("bootstrap_servers") == "KAFKA_BOOTSTRAP_SERVERS"

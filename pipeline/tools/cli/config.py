@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from pydantic import SecretStr
 
-from pipeline.settings import Settings, load_settings, setting_env_names
+from pipeline.settings import Settings, env_name, load_settings, setting_env_names
 
 
 @click.command("config")
@@ -13,7 +13,7 @@ def config_cmd() -> None:
     """List every setting, its environment variable and its current value."""
     settings = load_settings()
     for name, field in Settings.model_fields.items():
-        env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"STREAMNLP_{name.upper()}"
+        env = env_name(name)
         value = getattr(settings, name)
         shown = "********" if isinstance(value, SecretStr) else str(value)  # secrets: set or not, never the value
         click.echo(f"{env:<34} {shown:<40} {field.description or ''}")
