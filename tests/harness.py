@@ -14,8 +14,8 @@ import orjson
 
 from pipeline.kafka.clients import InRecord, TopicFollower
 from pipeline.settings import Settings
-from pipeline.tools.demo import labelled_samples
 from pipeline.tools.processes import WorkerProcess
+from pipeline.tools.samples import labelled_samples
 from tests.paths import REPO
 
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from itertools import cycle, islice
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import orjson
 
+from pipeline.dashboard.url import dashboard_url
 from pipeline.errors import StreamnlpError
 from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
-from pipeline.dashboard.url import dashboard_url
 from pipeline.kafka.clients import TopicFollower, ensure_topics, jsonl_records, produce
+from pipeline.settings import Settings
 from pipeline.tools.processes import WorkerProcess
-from pipeline.settings import REPO_ROOT, Settings
-
-DEFAULT_SAMPLES = REPO_ROOT / "samples" / "events.jsonl"
+from pipeline.tools.samples import DEFAULT_SAMPLES, sample_lines
 
 
 @dataclass(frozen=True)
@@ -55,38 +53,6 @@ class DemoTally:
             "summaries": self.summaries, "summaries_abstractive": self.abstractive,
             "elapsed_s": round(self.elapsed_s, 2),
         }).decode()
-
-
-def labelled_samples(path: Path = DEFAULT_SAMPLES) -> list[dict]:
-    """The sample events that carry a gold label; the file's malformed lines carry none."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("id"), str) and (obj.get("metadata") or {}).get("gold_label"):
-            out.append(obj)
-    return out
-
-
-def sample_lines(path: Path, count: int | None) -> Iterator[bytes]:
-    """The sample file's lines; beyond one pass, ids get a `-rN` suffix so every event is distinct."""
-    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"{path} has no events")
-    total = len(lines) if count is None else count
-    for index, line in enumerate(islice(cycle(lines), total)):
-        round_no = index // len(lines)
-        if round_no:
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                obj = None
-            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
-                obj["id"] = f"{obj['id']}-r{round_no}"
-                line = orjson.dumps(obj)
-        yield line
 
 
 def format_enriched(event: dict) -> str:

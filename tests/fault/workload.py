@@ -18,10 +18,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from pipeline.tools.demo import labelled_samples
 from pipeline.kafka.clients import InRecord, OutRecord
-from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
+from pipeline.tools.processes import WorkerProcess
+from pipeline.tools.samples import labelled_samples
 from tests.harness import unique_settings
 
 Coord = tuple[int, int]  # (input partition, input offset): identifies one input record

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline.kafka.broker import free_port
 from pipeline.kafka.clients import OutRecord, ensure_topics, jsonl_records, produce
-from pipeline.tools.demo import DEFAULT_SAMPLES, sample_lines
+from pipeline.tools.samples import DEFAULT_SAMPLES, sample_lines
 from tests.harness import WorkerProcess, unique_settings
 from tests.paths import ARTIFACTS, REPO
 from tests.scrape import Samples, get, poll_until, scrape

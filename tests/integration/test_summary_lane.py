@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce
-from pipeline.tools.demo import labelled_samples
+from pipeline.tools.samples import labelled_samples
 from tests.harness import WorkerProcess, unique_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_model]

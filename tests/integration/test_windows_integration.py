@@ -28,7 +28,7 @@ from pipeline.kafka.security import client_security
 from pipeline.lanes.windows import logic as windows
 from pipeline.lanes.windows.state import ensure_state_topic
 from pipeline.settings import Settings
-from pipeline.tools.demo import labelled_samples
+from pipeline.tools.samples import labelled_samples
 from tests.harness import WorkerProcess, unique_settings
 from tests.scrape import scrape
 

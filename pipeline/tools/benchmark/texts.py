@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.tools.demo import DEFAULT_SAMPLES, labelled_samples
+from pipeline.tools.samples import DEFAULT_SAMPLES, labelled_samples
 
 #: Shorter than this is "short" (a one-line review); from here to the summary threshold "medium".
 SHORT_MAX_CHARS = 120

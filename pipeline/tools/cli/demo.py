@@ -19,7 +19,8 @@ from pipeline.tools.cli.base import fail
 def demo(count: int | None, samples: Path | None, timeout_s: float) -> None:
     """Embedded broker + worker + sample events; prints enriched events as they arrive."""
     from pipeline.service.worker import load_classifier, load_summarizer
-    from pipeline.tools.demo import DEFAULT_SAMPLES, DemoConfig, DemoFailed, run_demo
+    from pipeline.tools.demo import DemoConfig, DemoFailed, run_demo
+    from pipeline.tools.samples import DEFAULT_SAMPLES
 
     settings = load_settings()
     if count is not None and count < 1:

@@ -109,7 +109,7 @@ def _csv_rows(path: Path) -> list[tuple[str, dict]]:
 
 def long_sample_texts(min_chars: int) -> TextSet:
     """The sample events long enough to be summarized (samples/events.jsonl: the 12 `sample-long-*` texts)."""
-    from pipeline.tools.demo import DEFAULT_SAMPLES, labelled_samples
+    from pipeline.tools.samples import DEFAULT_SAMPLES, labelled_samples
 
     texts = [e["text"] for e in labelled_samples(DEFAULT_SAMPLES) if len(e["text"]) >= min_chars]
     if not texts:
