@@ -15,6 +15,7 @@ from pipeline.errors import StreamnlpError
 from pipeline.kafka.broker import EmbeddedBroker, EmbeddedBrokerConfig, free_port
 from pipeline.kafka.clients import TopicFollower, ensure_topics, jsonl_records, produce
 from pipeline.settings import Settings
+from pipeline.tools.console import format_dead_letter, format_enriched, format_summary
 from pipeline.tools.processes import WorkerProcess
 from pipeline.tools.samples import DEFAULT_SAMPLES, sample_lines
 
@@ -53,40 +54,6 @@ class DemoTally:
             "summaries": self.summaries, "summaries_abstractive": self.abstractive,
             "elapsed_s": round(self.elapsed_s, 2),
         }).decode()
-
-
-def format_enriched(event: dict) -> str:
-    sentiment = event.get("sentiment")
-    text = " ".join(str(event.get("text", "")).split())
-    if len(text) > 90:
-        text = text[:87] + "..."
-    language = event.get("language") or {}
-    if sentiment is None:  # language gate: say why instead of a label
-        verdict = f"{'-':>8} {language.get('code', '?'):>4}"
-        flag = f" [{event.get('sentiment_skipped_reason') or 'no sentiment'}]"
-    else:
-        verdict = f"{sentiment.get('label', '?'):>8} {sentiment.get('score', 0):.2f}"
-        flag = " [truncated]" if sentiment.get("truncated") else ""
-    return f"{verdict}  {event.get('id')}  ({event.get('source') or '-'}){flag}  {text}"
-
-
-def format_summary(summary: dict) -> str:
-    method = summary.get("method", "?")
-    faith = (summary.get("faithfulness") or {})
-    note = ""
-    if method == "extractive" and summary.get("fallback_reason"):
-        note = f", fallback: {summary['fallback_reason']}"
-        if summary.get("degenerate_reason"):
-            note += f" ({summary['degenerate_reason']})"
-        elif faith.get("unsupported"):
-            note += f" {faith['unsupported'][:4]}"
-    return (f"{'SUMMARY':>8}       {summary.get('id')}  [{method}, faithfulness {faith.get('score', 0):.2f}{note}]"
-            f"\n{'':>15}{summary.get('summary')}")
-
-
-def format_dead_letter(letter: dict) -> str:
-    return (f"{'DEAD':>8}       offset {letter.get('source_partition')}:{letter.get('source_offset')}"
-            f"  {letter.get('error_code')}: {letter.get('reason')}")
 
 
 async def _run(

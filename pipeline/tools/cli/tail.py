@@ -16,7 +16,7 @@ from pipeline.tools.cli.base import run_kafka
 def tail(as_json: bool, dlq: bool, from_beginning: bool, max_records: int | None) -> None:
     """Follow the enriched topic."""
     from pipeline.kafka.clients import check_reachable, follow
-    from pipeline.tools.tail import raw_line, tail_line
+    from pipeline.tools.console import raw_line, tail_line
 
     settings = load_settings()
     check_reachable(settings)

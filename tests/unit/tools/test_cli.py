@@ -88,7 +88,7 @@ def test_version_names_the_installed_release() -> None:
 
 
 def test_tail_lines_print_foreign_records_raw() -> None:
-    from pipeline.tools.tail import tail_line
+    from pipeline.tools.console import tail_line
 
     enriched = b'{"id": "e1", "text": "fine", "sentiment": {"label": "positive", "score": 0.9}}'
     assert "positive 0.90  e1" in tail_line(enriched, dead_letter=False)
