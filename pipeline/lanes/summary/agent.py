@@ -14,7 +14,6 @@ committed only after every summary is acknowledged.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pipeline.deadletter import (
 from pipeline.logs import get_logger, mark_sensitive
 from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.lanes.summary.policy import SummaryDecision, SummaryPolicy, decide
+from pipeline.lanes.summary.text import candidate_text
 from schemas.events import ErrorCode, has_visible_char
 from schemas.summaries import (
     Faithfulness,
@@ -290,24 +290,6 @@ class SummaryAgent:
             worker=self.config.worker, payload_cap_bytes=self.config.dlq_payload_cap_bytes,
             max_record_bytes=self.config.max_record_bytes,
         )
-
-
-_SENTENCE_END = re.compile(r"[.!?…][\"')\]]?(?=\s|$)")
-
-
-def candidate_text(candidate: Generated | None) -> str | None:
-    """The model's text as the policy judges it: a sentence cut off by a token or time cap is dropped."""
-    if candidate is None:
-        return None
-    if getattr(candidate, "stop_reason", "") in ("max_new_tokens", "time_budget"):
-        return complete_sentences(candidate.text)
-    return candidate.text
-
-
-def complete_sentences(text: str) -> str:
-    """Drop a sentence cut off by the token cap; keep the text if no sentence is complete."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[: ends[-1]].strip() if ends else text
 
 
 def consumer_backlog(app: faust.App) -> Callable[[Sequence[faust.EventT]], int]:

@@ -145,7 +145,7 @@ def evaluate_summarizer(run: SummarizerRun, progress: Progress) -> dict[str, Any
         generated.extend(model.summarize(run.texts[start : start + run.batch_size]))
         latencies.append(time.perf_counter() - t0)
         progress(min(start + run.batch_size, n), n)
-    from pipeline.lanes.summary.agent import candidate_text
+    from pipeline.lanes.summary.text import candidate_text
 
     result = judge_summaries(run.texts, [candidate_text(g) for g in generated], run.faithfulness_threshold)
     return {

@@ -100,7 +100,7 @@ def test_abstractive_mode_without_generator_is_a_configuration_error() -> None:
 
 
 def test_a_sentence_cut_by_the_token_cap_is_dropped() -> None:
-    from pipeline.lanes.summary.agent import complete_sentences
+    from pipeline.lanes.summary.text import complete_sentences
 
     assert complete_sentences("The room smelled of smoke. The pool advertised on the") == "The room smelled of smoke."
     assert complete_sentences("It costs $2.50 a ride. Fares") == "It costs $2.50 a ride."
