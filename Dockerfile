@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# streamnlp worker image. tests/test_dockerfile.py parses this file against the code; tests/deploy/
+# streamnlp worker image. tests/unit/test_dockerfile.py parses this file against the code; tests/deploy/
 # builds the runtime-nomodels target with podman and runs it (the build and runtime targets, which
 # install torch, are not built by the tests: deploy/README.md).
 #

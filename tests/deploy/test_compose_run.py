@@ -28,9 +28,9 @@ import pytest
 import yaml
 
 from pipeline.settings import Settings
+from tests.container_files import interpolation_default
+from tests.deploy.events import COLLECT, expected_split, record_outputs
 from tests.deploy.podman import ROOT, Podman, PodmanError
-from tests.deploy.test_container_run import COLLECT, expected_split, record_outputs
-from tests.test_compose import _default
 
 # The first run on a machine builds the base and project images (minutes) inside whichever test runs first.
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
@@ -98,7 +98,7 @@ def test_compose_file_runs_with_two_workers(podman, compose, phase, run_record):
     env = config["x-streamnlp-env"]
     settings = Settings.model_construct(
         consumer_group=env["STREAMNLP_CONSUMER_GROUP"], input_topic=env["STREAMNLP_INPUT_TOPIC"])
-    partitions = int(_default(str(env["STREAMNLP_TOPIC_PARTITIONS"])))
+    partitions = int(interpolation_default(str(env["STREAMNLP_TOPIC_PARTITIONS"])))
     topics = [env[key] for key in ("STREAMNLP_INPUT_TOPIC", "STREAMNLP_OUTPUT_TOPIC", "STREAMNLP_DLQ_TOPIC",
                                    "STREAMNLP_SUMMARY_REQUESTS_TOPIC", "STREAMNLP_SUMMARIES_TOPIC", "STREAMNLP_WINDOWS_TOPIC")]
     topics += [settings.windows_route_topic, settings.windows_state_topic]

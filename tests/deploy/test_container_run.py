@@ -12,19 +12,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from pipeline.kafka.clients import jsonl_records
-from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
-from tests.deploy.podman import ROOT, Podman
+from tests.deploy.events import COLLECT, expected_split, record_outputs
+from tests.deploy.podman import Podman
 
 # The first run on a machine builds the base and project images (minutes) inside the first test.
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
 
-SAMPLES = ROOT / "samples" / "events.jsonl"
-COLLECT = Path(__file__).with_name("collect.py")
 # Like deploy/k8s/deployment.yaml: read-only root filesystem, a writable /tmp (an emptyDir there).
 HARDENED = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777,size=256m",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
@@ -34,18 +30,6 @@ WORKER_ENV = {
     "STREAMNLP_INFERENCE_THREADS": "1",
     "STREAMNLP_SUMMARIZER_THREADS": "1",
 }
-
-
-def expected_split() -> tuple[set[str], Counter[str]]:
-    """Ids of the valid sample events and error codes of the others, as the worker decides them."""
-    valid: set[str] = set()
-    invalid: Counter[str] = Counter()
-    for record in jsonl_records(SAMPLES.read_bytes().splitlines(keepends=True)):
-        try:
-            valid.add(decode_text_event(record.value).id)
-        except InvalidEvent as exc:
-            invalid[exc.code.value] += 1
-    return valid, invalid
 
 
 @pytest.fixture
@@ -65,18 +49,6 @@ def network(podman: Podman) -> Iterator[tuple[str, list[str]]]:
 
 def env_args(env: dict[str, str]) -> list[str]:
     return [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
-
-
-def record_outputs(record, valid: set[str], invalid: Counter[str], seen: dict) -> None:
-    enriched = valid & set(seen["enriched"])
-    record.inputs = len(valid) + sum(invalid.values())
-    record.enriched = len(enriched)
-    record.dead_lettered = min(len(seen["dead_lettered"]), sum(invalid.values()))
-    record.lost = record.inputs - record.enriched - record.dead_lettered
-    record.output_records = seen["enriched_records"]
-    record.duplicates = seen["enriched_records"] - len(seen["enriched"])
-    per_worker = Counter(event["worker"] for event in seen["enriched"].values())
-    record.observed["events_per_worker"] = dict(per_worker)
 
 
 def test_broker_workers_and_producer_in_containers(podman, project_image, models_dir, network, phase, run_record):

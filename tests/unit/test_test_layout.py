@@ -11,14 +11,7 @@ FROM_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(\([^)]*\)|[\w ,]+)", 
 PLAIN_IMPORT = re.compile(r"^\s*import\s+([\w.]+)", re.MULTILINE)
 
 TIERS = {"unit", "integration", "fault", "deploy"}
-# tests/deploy has its own owner and still imports test modules; each entry goes once that file imports
-# from a helper module (tests/container_files.py, a tests/deploy helper) instead.
-NOT_YET = {
-    ("tests/deploy/test_compose_run.py", "tests.test_compose"),
-    ("tests/deploy/test_compose_run.py", "tests.deploy.test_container_run"),
-}
-# Re-exports tests/container_files.py for tests/deploy/test_compose_run.py until that import moves.
-SHIM = TESTS / "test_compose.py"
+NOT_YET: set[tuple[str, str]] = set()  # (file, test module it still imports): none left
 
 
 def imported_test_modules(text: str) -> set[str]:
@@ -54,6 +47,6 @@ def test_the_scan_sees_imports_of_test_modules() -> None:
 
 
 def test_every_test_module_is_in_a_tier() -> None:
-    loose = [p.relative_to(REPO).as_posix() for p in TESTS.glob("test_*.py") if p != SHIM]
+    loose = [p.relative_to(REPO).as_posix() for p in TESTS.glob("test_*.py")]
     assert not loose, f"put these under tests/{{{','.join(sorted(TIERS))}}}/: {loose}"
     assert TIERS <= {p.name for p in TESTS.iterdir() if p.is_dir()}
