@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         description="Longest a consumer fetch may wait for data (bounds idle latency on brokers that hold fetches).",
     )
 
-    # --- secure transport (README "Secure transport"; checked by _check_transport) --------
+    # --- secure transport (docs/operations.md "Secure transport"; checked by _check_transport) --------
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL.",
     )
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     )
     # Byte bounds next to the record counts (pipeline/runtime/buffers.py): 1024 records of 20,000-character
     # texts would be 20-80 MB per agent. 16 MiB still holds several batches of them; short reviews
-    # never reach it. README "Memory bound" states the resulting worst case per worker.
+    # never reach it. docs/operations.md ("Memory bound, by bytes as well as records") states the resulting worst case per worker.
     stream_buffer_max_bytes: int = Field(
         default=16 * 1024 * 1024, ge=65_536, le=1 << 34,
         description="Max bytes of records buffered per agent (with STREAMNLP_STREAM_BUFFER_MAXSIZE records, whichever "

@@ -10,7 +10,7 @@ Two places hold records between the fetcher and the broker's acknowledgement of 
 
 Either bound may be passed by one record (a record larger than the whole budget still gets
 through, alone). `worst_case_record_bytes` adds these to the consumer's fetch buffers: the bound
-the README states.
+docs/operations.md states.
 
 Hand-written rather than a library: Faust exposes the queue class and the stream class as its
 extension points but has no byte limit for either.

@@ -5,7 +5,7 @@ registry), so a process or a test can hold several workers' metrics side by side
 Agents and the app call the methods below; nothing else in the worker touches
 prometheus_client, and inference code does not know metrics exist.
 
-Metric names (all prefixed `streamnlp_`) are listed in the README, "Operating:
+Metric names (all prefixed `streamnlp_`) are listed in docs/operations.md, "Operating:
 metrics and health".
 """
 

@@ -86,7 +86,7 @@ def create_app(
         # sentiment). Capping a poll at 1/8 of the buffer keeps the overshoot inside the last 20%.
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         broker_max_poll_records=max(1, settings.stream_buffer_maxsize // 8),
-        # ... and by bytes (pipeline/runtime/buffers.py; worst case per worker in the README): buffers and
+        # ... and by bytes (pipeline/runtime/buffers.py; worst case per worker in docs/operations.md): buffers and
         # batches stop at a byte budget too, fetches at a per-partition and per-response size.
         stream_buffer_max_bytes=settings.stream_buffer_max_bytes,
         Stream=byte_budget_stream(settings.batch_max_bytes),

@@ -106,7 +106,7 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                                                           drain_timeout + 60 * config.long_docs, long_texts=longs)
         if config.workers > 1:
             # Scale-out on one machine: K processes share the cores, so each gets cores/K ONNX threads
-            # (K workers x all cores each would oversubscribe the CPU; README "Scaling out").
+            # (K workers x all cores each would oversubscribe the CPU; docs/operations.md "Scaling out").
             threads = max(1, _threads(base) // config.workers)
             progress.step(f"pipeline: {config.workers} workers", f"(one consumer group, {threads} ONNX thread(s) each)")
             scale = lane_settings(base, "scale", work).model_copy(update={"inference_threads": threads})
