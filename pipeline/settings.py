@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -281,7 +282,7 @@ class Settings(BaseSettings):
         return ",".join(servers)
 
     @model_validator(mode="after")
-    def _distinct_topics(self) -> "Settings":
+    def _distinct_topics(self) -> Settings:
         topics = [self.input_topic, self.output_topic, self.dlq_topic, self.summaries_topic, self.summary_requests_topic,
                   self.windows_topic]
         if len(set(topics)) != len(topics):
@@ -289,7 +290,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_fetch_sizes(self) -> "Settings":
+    def _check_fetch_sizes(self) -> Settings:
         # A record larger than the partition fetch size is skipped by aiokafka on brokers that cut
         # fetches at that size (RecordTooLargeError), so every record the worker writes and reads back
         # (summary requests, enriched events for the windows) must fit.
@@ -306,7 +307,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_record_sizes(self) -> "Settings":
+    def _check_record_sizes(self) -> Settings:
         problem = record_size_problem(self)
         if problem:
             raise ValueError(problem)
@@ -329,7 +330,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _check_transport(self) -> "Settings":
+    def _check_transport(self) -> Settings:
         problem = transport_problem(self)
         if problem:
             raise ValueError(problem)

@@ -23,11 +23,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.kafka.broker import EmbeddedBroker  # noqa: E402
-from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.tools.processes import WorkerProcess  # noqa: E402
-from pipeline.tools.samples import labelled_samples  # noqa: E402
+from pipeline.kafka.broker import EmbeddedBroker
+from pipeline.kafka.clients import OutRecord, TopicFollower, ensure_topics, produce
+from pipeline.settings import Settings
+from pipeline.tools.processes import WorkerProcess
+from pipeline.tools.samples import labelled_samples
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = [(8, 10), (32, 10), (32, 50), (64, 50), (128, 50), (128, 100)]

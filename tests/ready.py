@@ -6,8 +6,8 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
+from pipeline.tools.processes import WorkerProcess
 from tests.scrape import get, poll_until
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,7 +47,7 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
             return response.status, await response.text()
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return 0, repr(exc)
 
 

@@ -61,7 +61,7 @@ class TlsProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self._sock.getsockname()[1]}"
 
-    def start(self) -> "TlsProxy":
+    def start(self) -> TlsProxy:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._handle, sock=self._sock, ssl=self._context), self._loop)

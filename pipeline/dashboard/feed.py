@@ -135,7 +135,7 @@ class DashboardFeed:
 
     async def _assign(self, consumer: AIOKafkaConsumer, current: set[TopicPartition]) -> set[TopicPartition]:
         """Add the partitions of topics that exist now; keep the positions of those already read."""
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way to refresh a groupless consumer
+        await consumer._client.force_metadata_update()  # no public way to refresh a groupless consumer
         wanted = set(current)
         for topic in self.config.topics:
             for partition in consumer.partitions_for_topic(topic) or ():

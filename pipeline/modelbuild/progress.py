@@ -69,5 +69,5 @@ class StderrProgress:
                 self._stage = None
 
 
-def null_progress(stage: str, done: int, total: int) -> None:  # noqa: ARG001
+def null_progress(stage: str, done: int, total: int) -> None:  # the ProgressFn signature, arguments unused
     return None

@@ -120,7 +120,7 @@ async def run_batches(
         except asyncio.CancelledError:
             await _finish_before_exit(batch)
             raise
-        except Exception as exc:  # noqa: BLE001 - see docstring
+        except Exception as exc:  # any failure exits without acking: see docstring
             log.critical("batch_failed_unexpectedly", error=repr(exc), size=len(events), exc_info=True)
             os._exit(EXIT_PUBLISH_FAILED)
 

@@ -50,7 +50,7 @@ class StreamnlpApp(faust.App):
     def _new_transport(self) -> Any:
         return transport_with_fetch_wait(self._fetch_max_wait_ms, self._fetch_max_bytes)(self.conf.broker_consumer, self)
 
-    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> Any:  # noqa: N802 - Faust's name
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> Any:  # Faust's name
         if self._stream_buffer_max_bytes is None:
             return super().FlowControlQueue(maxsize, clear_on_resume=clear_on_resume)
         from pipeline.runtime.buffers import ByteBoundedQueue

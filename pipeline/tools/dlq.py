@@ -18,10 +18,11 @@ import base64
 import binascii
 import hashlib
 from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -161,7 +162,7 @@ def format_summary(summary: DlqSummary) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines.append("")
     for row in rows:
-        lines.append("  ".join(cell.rjust(w) if cell.isdigit() else cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.rjust(w) if cell.isdigit() else cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
     for c in codes:
         lines += ["", f"{c.error_code}: ids {', '.join(c.example_ids)}"]
         lines += [f"  - {reason}" for reason in c.example_reasons]
@@ -202,6 +203,7 @@ class ReplayFilter:
         if self.until is not None and letter.failed_at >= self.until:
             return False
         if self.ids:
+            name: str | None
             if letter.event_id is not None:
                 name = letter.event_id
             else:
@@ -212,7 +214,7 @@ class ReplayFilter:
         return True
 
 
-class Skip(str, Enum):
+class Skip(str, Enum):  # noqa: UP042 - StrEnum would change what str(skip) returns
     """Why a selected dead letter is not replayed. Values are stable (JSON output)."""
 
     payload_truncated = "payload_truncated"      # above the cap: only its head was kept
@@ -351,7 +353,7 @@ async def replay(
         return report
     # Selected letters are held in memory (each at most the payload cap) and sent with one producer.
     results = await send_all(settings, ((item.topic, item.record) for item in items))
-    for item, result in zip(items, results):
+    for item, result in zip(items, results, strict=True):
         if isinstance(result, BaseException):
             report.failed += 1
             report.errors.append(f"{item.entry.coordinates}: {type(result).__name__}: {result}")

@@ -33,7 +33,7 @@ class TcpProxy:
     def is_open(self) -> bool:
         return self._server is not None
 
-    async def start(self) -> "TcpProxy":
+    async def start(self) -> TcpProxy:
         # reuse_address lets heal() rebind the port while old sockets sit in TIME_WAIT.
         self._server = await asyncio.start_server(
             self._handle, self.listen_host, self.listen_port, reuse_address=True

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def merge_into_report(test_id: str, record: FaultRecord, path: Path = REPORT_PAT
     except (FileNotFoundError, ValueError):
         data = {}
     data.setdefault("runs", {})
-    record.recorded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.recorded_at = datetime.now(UTC).isoformat(timespec="seconds")
     data["runs"][test_id] = record.to_json()
     data["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,14 @@ import pytest
 from pipeline.kafka.clients import ensure_topics
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
-    Ledger, Watcher, committed_offsets, fault_settings, log_events, make_events, produce_events, start_worker,
+    Ledger,
+    Watcher,
+    committed_offsets,
+    fault_settings,
+    log_events,
+    make_events,
+    produce_events,
+    start_worker,
     stop_worker,
 )
 

@@ -9,7 +9,14 @@ import pytest
 
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
-    Ledger, Watcher, committed_offsets, fault_settings, make_events, produce_events, start_worker, stop_worker,
+    Ledger,
+    Watcher,
+    committed_offsets,
+    fault_settings,
+    make_events,
+    produce_events,
+    start_worker,
+    stop_worker,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(600)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
@@ -16,7 +16,14 @@ from pipeline.kafka.clients import ensure_topics
 from tests.fault.proxy import TcpProxy
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
-    Ledger, Watcher, fault_settings, log_events, make_events, produce_events, start_worker, stop_worker,
+    Ledger,
+    Watcher,
+    fault_settings,
+    log_events,
+    make_events,
+    produce_events,
+    start_worker,
+    stop_worker,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(600)]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -72,7 +72,7 @@ async def _produce_to_partition(settings: Settings, cases: Sequence[PoisonCase],
         metadata = await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return [Produced(c.name, m.partition, m.offset) for c, m in zip(cases, metadata)]
+    return [Produced(c.name, m.partition, m.offset) for c, m in zip(cases, metadata, strict=True)]
 
 
 @dataclass
@@ -108,9 +108,9 @@ class _Run:
 
 async def _run_worker(settings: Settings, tmp_path: Path, name: str, corpus: Sequence[PoisonCase],
                       produced: list[Produced]) -> _Run:
-    case_at: dict[Coord, PoisonCase] = {p.coord: c for p, c in zip(produced, corpus)}
+    case_at: dict[Coord, PoisonCase] = {p.coord: c for p, c in zip(produced, corpus, strict=True)}
     # Enriched outputs are traced back by (id, text): ids alone repeat on purpose.
-    enriched_coord = {expected_text(c): p.coord for p, c in zip(produced, corpus) if c.expect == ENRICHED}
+    enriched_coord = {expected_text(c): p.coord for p, c in zip(produced, corpus, strict=True) if c.expect == ENRICHED}
     ledger = Ledger(produced, attribute=lambda v: enriched_coord[(v["id"], v["text"])])
     worker = start_worker(settings, tmp_path, name)
     pid = worker.pid

@@ -10,8 +10,17 @@ import pytest
 from pipeline.kafka.clients import ensure_topics
 from tests.fault.report import FaultRecord
 from tests.fault.workload import (
-    Ledger, Watcher, committed_offsets, fault_settings, log_events, make_events, produce_events, start_worker,
-    stop_worker, wait_exit, wait_for_log,
+    Ledger,
+    Watcher,
+    committed_offsets,
+    fault_settings,
+    log_events,
+    make_events,
+    produce_events,
+    start_worker,
+    stop_worker,
+    wait_exit,
+    wait_for_log,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.needs_model, pytest.mark.timeout(420)]
@@ -34,7 +43,7 @@ def _batches_done(events: list[dict]) -> int:
     return sum(1 for e in events if e.get("event") == "batch_done")
 
 
-def _in_flight_after(done: int):  # noqa: ANN202 - a predicate on the worker's log
+def _in_flight_after(done: int):
     """A batch has started after `done` batches finished and has not finished itself."""
     def check(events: list[dict]) -> bool:
         started = sum(1 for e in events if e.get("event") == "batch_started")

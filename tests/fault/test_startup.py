@@ -15,8 +15,8 @@ from aiokafka.structs import TopicPartition
 
 from pipeline.kafka.broker import free_port
 from pipeline.kafka.clients import ensure_topics
-from pipeline.tools.processes import worker_env
 from pipeline.settings import Settings
+from pipeline.tools.processes import worker_env
 from tests.fault.report import FaultRecord
 from tests.fault.workload import committed_offsets, fault_settings, make_events, produce_events
 

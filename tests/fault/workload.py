@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -80,7 +80,7 @@ async def produce_raw(
         metadata = await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return [Produced(name, m.partition, m.offset) for name, m in zip(names, metadata)]
+    return [Produced(name, m.partition, m.offset) for name, m in zip(names, metadata, strict=True)]
 
 
 async def produce_events(settings: Settings, events: Sequence[dict]) -> list[Produced]:
@@ -179,7 +179,7 @@ class Watcher:
                                           fetch_max_wait_ms=settings.fetch_max_wait_ms, auto_offset_reset="earliest")
         self._partitions: list[TopicPartition] = []
 
-    async def __aenter__(self) -> "Watcher":
+    async def __aenter__(self) -> Watcher:
         await self._consumer.start()
         await self._consumer.topics()  # fresh metadata: the topics were just created (ensure_topics)
         for topic in (self.settings.output_topic, self.settings.dlq_topic):
@@ -229,7 +229,7 @@ class Watcher:
 
         async def behind() -> bool:
             positions = [await self._consumer.position(tp) for tp in self._partitions]
-            return any(position < end[tp] for position, tp in zip(positions, self._partitions))
+            return any(position < end[tp] for position, tp in zip(positions, self._partitions, strict=True))
 
         deadline = time.monotonic() + timeout_s
         while await behind():

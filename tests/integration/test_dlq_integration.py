@@ -62,7 +62,7 @@ async def test_inspect_then_replay_a_filtered_subset_byte_exact(kafka_bootstrap:
     letters.append(OutRecord(key=b"noise", value=b"not a dead letter"))
     metadata = await produce(settings, settings.dlq_topic, letters)
     assert len({m.partition for m in metadata}) >= 3, "the dead letters are spread over partitions"
-    where = {record.key: f"{settings.dlq_topic}/{m.partition}/{m.offset}" for record, m in zip(letters, metadata)}
+    where = {record.key: f"{settings.dlq_topic}/{m.partition}/{m.offset}" for record, m in zip(letters, metadata, strict=True)}
 
     inspected = cli(settings, "dlq", "inspect", "--json")
     assert inspected.returncode == 0, inspected.stderr

@@ -14,9 +14,9 @@ import csv
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import aiohttp
 import psutil

@@ -56,7 +56,7 @@ async def test_500_events_with_20_malformed(kafka_bootstrap: str, default_model_
     valid = valid_samples(480)
     records, expected_codes = _records(valid)
     metadata = await produce(settings, settings.input_topic, records)
-    expected_by_offset = {(m.partition, m.offset): code for m, code in zip(metadata, expected_codes) if code}
+    expected_by_offset = {(m.partition, m.offset): code for m, code in zip(metadata, expected_codes, strict=True) if code}
 
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 import faust
 from pydantic import ValidationError
 
-from pipeline.runtime.batches import DeadLetterRoute, elapsed_ms, error_code, kafka_timestamp, publish_all, raw_record, run_batches
 from pipeline.deadletter import (
     DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_PAYLOAD_CAP_BYTES,
@@ -31,10 +31,19 @@ from pipeline.deadletter import (
     Outgoing,
     dead_letter_record,
 )
-from pipeline.logs import get_logger, mark_sensitive
-from pipeline.runtime.metrics import WorkerMetrics
 from pipeline.lanes.summary.policy import SummaryDecision, SummaryPolicy, decide
 from pipeline.lanes.summary.text import candidate_text
+from pipeline.logs import get_logger, mark_sensitive
+from pipeline.runtime.batches import (
+    DeadLetterRoute,
+    elapsed_ms,
+    error_code,
+    kafka_timestamp,
+    publish_all,
+    raw_record,
+    run_batches,
+)
+from pipeline.runtime.metrics import WorkerMetrics
 from schemas.events import ErrorCode, has_visible_char
 from schemas.summaries import (
     Faithfulness,
@@ -172,11 +181,11 @@ class SummaryAgent:
             self.stats.generation_ms_total += generation_ms
 
         outgoing: list[Outgoing] = []
-        for r, candidate in zip(requests, generated):
+        for r, candidate in zip(requests, generated, strict=True):
             try:
                 summary = self._summary_event(r.request, candidate, forced, batch_size=len(events),
                                               generation_ms=generation_ms)
-            except Exception as exc:  # noqa: BLE001 - one request's failure is its own, never the batch's
+            except Exception as exc:  # one request's failure is its own, never the batch's
                 log.error("summary_build_failed", event_id=r.request.id, error=f"{type(exc).__name__}: {exc}",
                           exc_info=exc)
                 dead.append(self._dead_letter(
@@ -227,7 +236,7 @@ class SummaryAgent:
         kept: list[_Request] = []
         generated: list[Generated | None] = []
         dead: list[Outgoing] = []
-        for chunk, result in zip(chunks, results):
+        for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):  # CancelledError / KeyboardInterrupt: not ours to record
                     raise result
@@ -280,7 +289,7 @@ class SummaryAgent:
                 new_tokens=candidate.new_tokens if candidate is not None else None,
                 prompt_truncated=bool(candidate.prompt_truncated) if candidate is not None else False,
                 requested_at=request.requested_at,
-                summarized_at=datetime.now(timezone.utc),
+                summarized_at=datetime.now(UTC),
             ),
         )
 

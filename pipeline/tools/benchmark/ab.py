@@ -23,13 +23,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from pipeline.tools.benchmark.lanes import KafkaLane, lane_settings, start_worker
-from pipeline.tools.benchmark.texts import bench_texts
 from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import REPO_ROOT, Settings
+from pipeline.tools.benchmark.lanes import KafkaLane, lane_settings, start_worker
+from pipeline.tools.benchmark.texts import bench_texts
 
 
 @contextlib.contextmanager

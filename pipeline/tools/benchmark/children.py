@@ -22,9 +22,9 @@ from typing import Any
 
 def run_bare(args: dict[str, Any]) -> dict[str, Any]:
     """Batched ONNX inference of the texts, as the worker loads the model; no Kafka, no decoding."""
-    from pipeline.tools.benchmark.meter import percentiles
-    from pipeline.settings import Settings
     from pipeline.service.worker import load_classifier
+    from pipeline.settings import Settings
+    from pipeline.tools.benchmark.meter import percentiles
 
     classifier = load_classifier(Settings(**args["settings"]))
     texts: list[str] = args["texts"]

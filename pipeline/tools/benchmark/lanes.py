@@ -14,19 +14,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from pipeline.errors import StreamnlpError
-from pipeline.tools.benchmark.meter import ProcessMeter, percentiles
 from pipeline.kafka.clients import TopicFollower, ensure_topics
-from pipeline.tools.processes import WorkerProcess
 from pipeline.settings import Settings
+from pipeline.tools.benchmark.meter import ProcessMeter, percentiles
+from pipeline.tools.processes import WorkerProcess
 
 WARM_TIMEOUT_S = 180.0  # model load + first group join on a loaded 2-core box
 
@@ -76,7 +77,7 @@ class Collector:
     _task: asyncio.Task | None = None
     _follower: TopicFollower | None = None
 
-    async def __aenter__(self) -> "Collector":
+    async def __aenter__(self) -> Collector:
         self._follower = await TopicFollower(self.settings, self.topics).start()
         for topic in self.topics:
             self.arrivals[topic] = {}
@@ -91,7 +92,7 @@ class Collector:
             for record in records:
                 self.arrivals[record.topic].setdefault((record.key or b"").decode(), now)
 
-    async def wait_for(self, topic: str, keys: Sequence[str], timeout_s: float, alive: "callable | None" = None) -> None:
+    async def wait_for(self, topic: str, keys: Sequence[str], timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
         seen = self.arrivals[topic]
         deadline = time.monotonic() + timeout_s
         while any(k not in seen for k in keys):
@@ -133,7 +134,7 @@ class KafkaLane:
         self._alive: list[Any] = []
         self._round = 0
 
-    async def __aenter__(self) -> "KafkaLane":
+    async def __aenter__(self) -> KafkaLane:
         s = self.settings
         await ensure_topics(s, [s.input_topic, s.output_topic, s.dlq_topic, s.summary_requests_topic, s.summaries_topic])
         self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=5)
@@ -174,11 +175,11 @@ class KafkaLane:
         tag = f"d{self._round}"
         self._round += 1
         keys = [f"{tag}-{i}" for i in range(len(texts))]
-        payloads = [event_bytes(k, t) for k, t in zip(keys, texts)]
+        payloads = [event_bytes(k, t) for k, t in zip(keys, texts, strict=True)]
         meter = ProcessMeter(self.pids).start()
         sent: dict[str, float] = {}
         t0 = time.time()
-        for key, payload in zip(keys, payloads):
+        for key, payload in zip(keys, payloads, strict=True):
             sent[key] = time.time()
             await self.producer.send(self.settings.input_topic, payload, key=key.encode())
         await self.producer.flush()
@@ -204,10 +205,10 @@ class KafkaLane:
         keys = [f"{tag}-{i}" for i in range(len(texts))]
         sent: dict[str, float] = {}
         start = time.time()
-        for key, text in zip(long_keys, long_texts):
+        for key, text in zip(long_keys, long_texts, strict=True):
             sent[key] = time.time()
             await producer.send(topic, event_bytes(key, text), key=key.encode())
-        for i, (key, text) in enumerate(zip(keys, texts)):
+        for i, (key, text) in enumerate(zip(keys, texts, strict=True)):
             delay = start + i / rate - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)

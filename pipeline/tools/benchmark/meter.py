@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import TextIO
 
 import psutil
 
@@ -48,11 +49,11 @@ class ProcessMeter:
             total += times.user + times.system
         return total
 
-    def start(self) -> "ProcessMeter":
+    def start(self) -> ProcessMeter:
         self._cpu_start = self._cpu()
         return self
 
-    def stop(self) -> "ProcessMeter":
+    def stop(self) -> ProcessMeter:
         self.cpu_s = self._cpu() - self._cpu_start
         self.peak_rss = max(peak_rss_bytes(pid) for pid in self.pids)
         return self

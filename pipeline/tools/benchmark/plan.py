@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.kafka.broker import EmbeddedBroker
+from pipeline.settings import Settings
 from pipeline.tools.benchmark.lanes import KafkaLane, lane_settings, run_bare, start_naive, start_worker
 from pipeline.tools.benchmark.meter import StepProgress
 from pipeline.tools.benchmark.texts import bench_texts, long_texts
-from pipeline.kafka.broker import EmbeddedBroker
-from pipeline.settings import Settings
 
 #: Offered load of the latency runs, as a share of the lane's own measured drain throughput.
 LATENCY_LOAD = 0.5
@@ -57,7 +57,7 @@ def _threads(settings: Settings) -> int:
 
 async def run_bench_async(base: Settings, config: BenchConfig, progress: StepProgress) -> dict[str, Any]:
     texts = bench_texts(config.events, summary_min_chars=base.summary_min_chars, seed=config.seed)
-    paced_count = lambda rate: max(1, int(rate * config.latency_seconds))  # noqa: E731
+    paced_count = lambda rate: max(1, int(rate * config.latency_seconds))
     report: dict[str, Any] = {
         "command": config.command, "texts": texts.stats(),
         "config": {"events": config.events, "latency_load": LATENCY_LOAD, "latency_seconds": config.latency_seconds,

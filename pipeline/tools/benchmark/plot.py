@@ -30,7 +30,7 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
             values.append(latency.get(key) or 0.0)
         right.bar([i + (offset - 1) * width for i in range(len(lanes))], values, width, label=key[:3])
     offered = [report["lanes"][n].get("paced", {}).get("offered_rate") for n in lanes]
-    right.set_xticks(range(len(lanes)), [f"{n}\n({r:.0f} ev/s)" if r else n for n, r in zip(lanes, offered)])
+    right.set_xticks(range(len(lanes)), [f"{n}\n({r:.0f} ev/s)" if r else n for n, r in zip(lanes, offered, strict=True)])
     right.set_yscale("log")
     right.set_ylabel("ms (log)")
     load = int(report["config"]["latency_load"] * 100)

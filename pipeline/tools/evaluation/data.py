@@ -30,7 +30,7 @@ class LabelledSet:
     texts: list[str]
     labels: list[str]  # lower-case
 
-    def limited(self, limit: int | None) -> "LabelledSet":
+    def limited(self, limit: int | None) -> LabelledSet:
         if limit is None or limit >= len(self.texts):
             return self
         return LabelledSet(f"{self.name} (first {limit})", self.source, self.texts[:limit], self.labels[:limit])

@@ -6,19 +6,27 @@ the measurements themselves run one per process (isolate.py), in the order plann
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pipeline.catalogue import built_model, load_catalogue
 from pipeline.tools.evaluation.data import LabelledSet, TextSet, held_out_reviews, labelled_file, long_sample_texts
 from pipeline.tools.evaluation.isolate import run_isolated
-from pipeline.tools.evaluation.runs import SentimentRun, SummarizerRun, evaluate_extractive, evaluate_sentiment, evaluate_summarizer
+from pipeline.tools.evaluation.runs import (
+    SentimentRun,
+    SummarizerRun,
+    evaluate_extractive,
+    evaluate_sentiment,
+    evaluate_summarizer,
+)
 
 Task = Literal["sentiment", "summarization"]
 StageProgress = Callable[[str, int, int], None]
@@ -134,9 +142,9 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {"sentiment": [], "summarization": []}
     for number, (label, task, work, job) in enumerate(jobs, 1):
         stage = f"eval {number}/{len(jobs)} {label}"
-        results[task].append(run_isolated(work, job, lambda done, total, s=stage: progress(s, done, total)))
+        results[task].append(run_isolated(work, job, functools.partial(progress, stage)))
     return {
-        "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "command": config.command,
         # the reference machine is shared: the load says whether the timings had the CPUs to themselves
         "machine": {**machine_at_start, "load_average_1m_at_end": load_average()},

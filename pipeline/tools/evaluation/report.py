@@ -122,7 +122,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     panels = [(task, rows) for task, rows in (("sentiment", report["sentiment"]),
                                               ("summarization", report["summarization"])) if rows]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.2 * max(1, len(panels)), 4.6), squeeze=False)
-    for ax, (task, rows) in zip(axes[0], panels):
+    for ax, (task, rows) in zip(axes[0], panels, strict=False):
         if task == "sentiment":
             xs = [r["throughput_per_s"] for r in rows]
             ys = [100 * r["accuracy"] for r in rows]
@@ -135,7 +135,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("throughput (docs/s, log scale)")
             ax.set_ylabel("summaries kept (faithful, not degenerate) (%)")
             ax.set_title("Summarization")
-        for r, x, y in zip(rows, xs, ys):
+        for r, x, y in zip(rows, xs, ys, strict=True):
             size = f", {_mb(r['size_bytes'])}" if r["size_bytes"] else ""
             label = r["model"] if r["precision"] == "-" else f"{r['model']} {r['precision']}{size}"
             ax.scatter([x], [y], s=40, zorder=3)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.tools.evaluation.scores import accuracy, expected_calibration_error, macro_f1, percentile
 
@@ -110,7 +111,7 @@ def evaluate_sentiment(run: SentimentRun, progress: Progress) -> dict[str, Any]:
         predicted.extend(p.label for p in out)
         confidences.extend(p.score for p in out)
         progress(min(start + run.batch_size, n), n)
-    correct = [p == g for p, g in zip(predicted, run.labels)]
+    correct = [p == g for p, g in zip(predicted, run.labels, strict=True)]
     return {
         "model": clf.info.name, "version": clf.info.version, "precision": clf.info.precision,
         "n": n, "labels": clf.labels, "unknown_gold_labels": unknown,
@@ -204,7 +205,7 @@ def judge_summaries(sources: list[str], candidates: list[str | None], threshold:
     }
 
 
-def _compression(sources: list[str], summaries: list[str | None]) -> float | None:
+def _compression(sources: Sequence[str], summaries: Sequence[str | None]) -> float | None:
     """Mean source words per summary word (empty summaries skipped: the policy replaces them anyway)."""
-    ratios = [len(s.split()) / len(c.split()) for s, c in zip(sources, summaries) if c and c.split()]
+    ratios = [len(s.split()) / len(c.split()) for s, c in zip(sources, summaries, strict=True) if c and c.split()]
     return sum(ratios) / len(ratios) if ratios else None

@@ -11,7 +11,7 @@ Conventions, so numbers in the report mean one thing:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def _check_pairs(gold: Sequence[object], predicted: Sequence[object]) -> None:
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
     _check_pairs(gold, predicted)
-    return sum(g == p for g, p in zip(gold, predicted)) / len(gold)
+    return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
 
 
 def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None = None) -> float:
@@ -40,9 +40,9 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str
     classes = list(dict.fromkeys(labels)) if labels is not None else sorted(set(gold))
     scores = []
     for label in classes:
-        tp = sum(g == label and p == label for g, p in zip(gold, predicted))
-        fp = sum(g != label and p == label for g, p in zip(gold, predicted))
-        fn = sum(g == label and p != label for g, p in zip(gold, predicted))
+        tp = sum(g == label and p == label for g, p in zip(gold, predicted, strict=True))
+        fp = sum(g != label and p == label for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == label and p != label for g, p in zip(gold, predicted, strict=True))
         scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(scores))
 

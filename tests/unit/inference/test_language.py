@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jsonschema
 import orjson
@@ -102,7 +102,7 @@ def test_gated_texts_never_reach_the_model_and_publish_null_sentiment(gate: Lang
     scored = score_texts(classifier, gate, [v.event.text for v in valid])
     assert classifier.seen == [ENGLISH, "ok"], "the gated text is not sent to the model"
     out = enricher.package(valid, scored.predictions, classifier.info, languages=scored.languages,
-                           batch_size=3, inference_ms=1.0, ingested_at=datetime.now(timezone.utc))
+                           batch_size=3, inference_ms=1.0, ingested_at=datetime.now(UTC))
     events = [o.value for o in out]
     assert all(isinstance(e, EnrichedEvent) for e in events)
     english, arabic, short = (orjson.loads(to_json_bytes(e)) for e in events)
@@ -128,7 +128,7 @@ def test_a_missing_prediction_without_a_reason_is_an_error() -> None:
     valid, _ = enricher.split([RawRecord("texts", 0, 0, None, b'{"id": "a", "text": "x"}')])
     with pytest.raises(RuntimeError, match="no prediction and no skip reason"):
         enricher.package(valid, [None], LengthClassifier.info, batch_size=1, inference_ms=0.0,
-                         ingested_at=datetime.now(timezone.utc))
+                         ingested_at=datetime.now(UTC))
 
 
 def test_sentiment_languages_setting(monkeypatch: pytest.MonkeyPatch) -> None:

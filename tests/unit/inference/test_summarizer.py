@@ -105,7 +105,7 @@ def test_eos_finishes_row_and_others_continue(tiny_llm_dir):
     s._eos_ids = frozenset({tok_ids[k]})
     out = s.generate_ids(prompts)
     assert out[0][2] == "eos" and out[0][1] == k
-    for (text, n, reason), (rtext, rn, _) in zip(out[1:], ref[1:]):
+    for (text, n, reason), (rtext, rn, _) in zip(out[1:], ref[1:], strict=True):
         if reason == "max_new_tokens":  # rows not hitting the new EOS are unchanged
             assert (text, n) == (rtext, rn)
     json.dumps(out)  # plain types

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -153,7 +153,7 @@ async def test_summary_agent_reports_backlog_and_fallback_reason() -> None:
         executor=ThreadPoolExecutor(max_workers=1), backlog=lambda events: 42, metrics=metrics,
     )
     request = SummaryRequest(id="r1", text="The council met on Tuesday. It approved the plan. Work starts soon.",
-                             requested_at=datetime.now(timezone.utc))
+                             requested_at=datetime.now(UTC))
     await agent.process([FakeEvent(FakeMessage("texts.summarize", 0, 0, b"r1", to_json_bytes(request)))])  # type: ignore[arg-type]
     assert value(metrics, "streamnlp_summary_backlog") == 42
     assert value(metrics, "streamnlp_summary_fallbacks_total", reason="disabled") == 1

@@ -67,7 +67,7 @@ def test_schema_files_match_models():
 def test_generation_is_stable_and_formatted():
     first, second = generate.render_all(), generate.render_all()
     assert first == second
-    for name, content in first.items():
+    for content in first.values():
         assert content.endswith("}\n") and not content.endswith("\n\n")
         data = json.loads(content)
         assert json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n" == content

@@ -201,11 +201,11 @@ def test_replay_exits_non_zero_when_publishing_fails(monkeypatch: pytest.MonkeyP
     _env(monkeypatch)
     entries = [entry(letter(key=b"a"), 1), entry(letter(key=b"b"), 2)]
 
-    async def fake_read(settings: Settings):  # noqa: ANN202
+    async def fake_read(settings: Settings):
         for item in entries:
             yield item
 
-    async def fake_send(settings: Settings, items):  # noqa: ANN001, ANN202
+    async def fake_send(settings: Settings, items):
         items = list(items)
         return [ConnectionError("broker went away") for _ in items]
 

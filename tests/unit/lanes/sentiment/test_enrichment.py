@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -39,7 +39,7 @@ def test_package_keeps_input_fields_and_headers() -> None:
     }), headers)])
     classifier = LengthClassifier()
     out = enricher.package(valid, classifier.predict([v.event.text for v in valid]), classifier.info,
-                           batch_size=7, inference_ms=12.5, ingested_at=datetime.now(timezone.utc))
+                           batch_size=7, inference_ms=12.5, ingested_at=datetime.now(UTC))
     assert len(out) == 1
     item = out[0]
     assert item.key == b"e1"
@@ -58,7 +58,7 @@ def test_prediction_count_mismatch_is_an_error() -> None:
     enricher = BatchEnricher(EnricherConfig(worker="w1"))
     valid, _ = enricher.split([_record(0, b'{"id": "a", "text": "x"}')])
     try:
-        enricher.package(valid, [], LengthClassifier.info, batch_size=1, inference_ms=0, ingested_at=datetime.now(timezone.utc))
+        enricher.package(valid, [], LengthClassifier.info, batch_size=1, inference_ms=0, ingested_at=datetime.now(UTC))
     except RuntimeError as exc:
         assert "0 predictions for 1 texts" in str(exc)
     else:
