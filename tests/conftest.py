@@ -12,7 +12,7 @@ from tests.kafka_backend import choose_kafka_backend, docker_engine_reachable
 from tests.paths import ARTIFACTS, TESTS
 
 # tiny_model_dir / tiny_model_copy: a tiny exported classifier for any test that asks for one.
-pytest_plugins = ["tests.fixtures_models"]
+pytest_plugins = ["tests.fixtures_models", "tests.reliability"]
 
 
 @pytest.fixture(scope="session")

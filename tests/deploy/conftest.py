@@ -13,7 +13,6 @@ import pytest
 
 from pipeline.settings import DEFAULT_SENTIMENT_MODEL, DEFAULT_SUMMARIZER_MODEL
 from tests.deploy.podman import ARTIFACTS, ROOT, Podman, containers_conf, missing_tools
-from tests.fault.report import FaultRecord, merge_into_report
 
 MODELS = ROOT / "models" / "cache"  # what docker-compose.yml mounts at /models
 
@@ -61,25 +60,3 @@ def phase(podman: Podman, request: pytest.FixtureRequest):
             podman.timed(f"{test}: {name}", started)
 
     return timed
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call":
-        item.stash[_OUTCOME] = report.outcome
-
-
-_OUTCOME = pytest.StashKey[str]()
-
-
-@pytest.fixture
-def run_record(request: pytest.FixtureRequest) -> Iterator[FaultRecord]:
-    """A row of docs/reliability.md's table (test-artifacts/reliability.json), written even when the test fails."""
-    record = FaultRecord(fault=request.node.name)
-    started = time.monotonic()
-    yield record
-    record.duration_s = round(time.monotonic() - started, 1)
-    record.outcome = request.node.stash.get(_OUTCOME, "error")
-    merge_into_report(request.node.nodeid, record)

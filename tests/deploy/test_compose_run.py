@@ -89,10 +89,10 @@ def compose(podman: Podman, project_image: str, models_dir: Path) -> Iterator[Co
             podman("network", "rm", "--force", project.network, check=False)
 
 
-def test_compose_file_runs_with_two_workers(podman, compose, phase, run_record):
+def test_compose_file_runs_with_two_workers(podman, compose, phase, reliability_record):
     valid, invalid = expected_split()
-    run_record.fault = "compose run"
-    run_record.injected = ("docker-compose.yml + deploy/podman/compose.override.yml under podman-compose: "
+    reliability_record.fault = "compose run"
+    reliability_record.injected = ("docker-compose.yml + deploy/podman/compose.override.yml under podman-compose: "
                            "broker, topic job, --scale worker=2, the demo producer")
     config = yaml.safe_load(COMPOSE.read_text())
     env = config["x-streamnlp-env"]
@@ -124,8 +124,8 @@ def test_compose_file_runs_with_two_workers(podman, compose, phase, run_record):
         assert len(workers) == 2, compose.containers()
         for worker in workers:
             podman.wait_healthy(worker, timeout=240)
-        run_record.recover_s = round(time.monotonic() - started, 1)
-        run_record.recover_what = "`up --scale worker=2` -> both health checks healthy"
+        reliability_record.recover_s = round(time.monotonic() - started, 1)
+        reliability_record.recover_what = "`up --scale worker=2` -> both health checks healthy"
 
     with phase("producer"):
         assert services["producer"]["depends_on"]["worker"]["condition"] == "service_started"
@@ -140,7 +140,7 @@ def test_compose_file_runs_with_two_workers(podman, compose, phase, run_record):
                      "--enriched", str(len(valid)), "--dead-lettered", str(sum(invalid.values())),
                      *[arg for topic in topics for arg in ("--topic", topic)], timeout=300)
         seen = json.loads(out.stdout)
-    record_outputs(run_record, valid, invalid, seen)
+    record_outputs(reliability_record, valid, invalid, seen)
     assert set(seen["enriched"]) == valid, f"missing {sorted(valid - set(seen['enriched']))[:10]}"
     assert Counter(seen["dead_lettered"]) == invalid
     assert len({event["worker"] for event in seen["enriched"].values()}) == 2
@@ -152,6 +152,6 @@ def test_compose_file_runs_with_two_workers(podman, compose, phase, run_record):
         out = compose("run", "--rm", "--no-deps", "producer", "tail", "--json", "--max", "1", timeout=120)
         (line,) = [line for line in out.stdout.splitlines() if line.startswith("{")]
         assert json.loads(line)["id"] in valid
-    run_record.notes = (f"topic job made all {len(topics)} topics ({partitions} partitions each); both workers enriched "
-                        f"events ({', '.join(str(n) for n in sorted(run_record.observed['events_per_worker'].values()))}); "
+    reliability_record.notes = (f"topic job made all {len(topics)} topics ({partitions} partitions each); both workers enriched "
+                        f"events ({', '.join(str(n) for n in sorted(reliability_record.observed['events_per_worker'].values()))}); "
                         "`compose run --rm producer tail` works")

@@ -51,12 +51,12 @@ def env_args(env: dict[str, str]) -> list[str]:
     return [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
 
 
-def test_broker_workers_and_producer_in_containers(podman, project_image, models_dir, network, phase, run_record):
+def test_broker_workers_and_producer_in_containers(podman, project_image, models_dir, network, phase, reliability_record):
     net, containers = network
     valid, invalid = expected_split()
     prefix = net
-    run_record.fault = "container run"
-    run_record.injected = ("runtime-nomodels image (podman, runc): broker, 2 workers (models mounted read-only, "
+    reliability_record.fault = "container run"
+    reliability_record.injected = ("runtime-nomodels image (podman, runc): broker, 2 workers (models mounted read-only, "
                            "read-only root, all capabilities dropped) and the producer in separate containers; "
                            "samples/events.jsonl")
 
@@ -77,8 +77,8 @@ def test_broker_workers_and_producer_in_containers(podman, project_image, models
                    "--volume", f"{models_dir}:/models:ro", *env_args(WORKER_ENV), project_image)
         for worker in workers:
             podman.wait_healthy(worker, timeout=240)
-        run_record.recover_s = round(time.monotonic() - started, 1)
-        run_record.recover_what = "worker containers started -> both health checks healthy (models loaded)"
+        reliability_record.recover_s = round(time.monotonic() - started, 1)
+        reliability_record.recover_what = "worker containers started -> both health checks healthy (models loaded)"
 
     with phase("produce"):
         producer = f"{prefix}-producer"
@@ -95,7 +95,7 @@ def test_broker_workers_and_producer_in_containers(podman, project_image, models
                      "/collect.py", "broker:9092", "--enriched", str(len(valid)),
                      "--dead-lettered", str(sum(invalid.values())), timeout=300)
         seen = json.loads(out.stdout)
-    record_outputs(run_record, valid, invalid, seen)
+    record_outputs(reliability_record, valid, invalid, seen)
 
     assert set(seen["enriched"]) == valid, f"missing {sorted(valid - set(seen['enriched']))[:10]}"
     assert Counter(seen["dead_lettered"]) == invalid
@@ -122,6 +122,6 @@ def test_broker_workers_and_producer_in_containers(podman, project_image, models
         for name in [*workers, broker]:
             podman("stop", "--time", "30", name, timeout=60)
             assert podman.state(name)["ExitCode"] == 0, podman.logs(name)[-3000:]
-    run_record.notes = (f"both workers enriched events ({', '.join(str(n) for n in sorted(run_record.observed['events_per_worker'].values()))}); "
+    reliability_record.notes = (f"both workers enriched events ({', '.join(str(n) for n in sorted(reliability_record.observed['events_per_worker'].values()))}); "
                         "worker PID 1 uid 10001, root filesystem and model mount read-only; "
                         "broker and workers exit 0 on SIGTERM")

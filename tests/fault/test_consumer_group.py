@@ -41,7 +41,7 @@ def owners(ledger: Ledger) -> dict[int, str]:
 
 
 async def test_two_workers_share_then_survivor_takes_over(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir, batch_max_size=BATCH,
                               topic_partitions=PARTITIONS, session_timeout_s=SESSION_TIMEOUT_S)
@@ -84,17 +84,17 @@ async def test_two_workers_share_then_survivor_takes_over(
     reassigned = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
                   for e in log_events(survivor) if e.get("event") == "partitions_assigned"]
     reassigned_after_kill = [t for t in reassigned if t >= killed_at]
-    fault_record.fault = "two workers, kill -9 one"
-    fault_record.injected = (f"SIGKILL group-a (partitions {sorted(victim_partitions)}) after "
+    reliability_record.fault = "two workers, kill -9 one"
+    reliability_record.injected = (f"SIGKILL group-a (partitions {sorted(victim_partitions)}) after "
                              f"{before_kill}/{EVENTS} outputs; session timeout {SESSION_TIMEOUT_S:.0f} s")
-    fault_record.__dict__.update(ledger.summary())
-    fault_record.duplicate_bound = BATCH
-    fault_record.recover_s = round(first_takeover - killed_at, 1) if first_takeover else None
-    fault_record.recover_what = "kill -> first survivor output on the victim's partitions"
+    reliability_record.__dict__.update(ledger.summary())
+    reliability_record.duplicate_bound = BATCH
+    reliability_record.recover_s = round(first_takeover - killed_at, 1) if first_takeover else None
+    reliability_record.recover_what = "kill -> first survivor output on the victim's partitions"
     reassigned_s = round(reassigned_after_kill[0] - killed_at, 1) if reassigned_after_kill else None
-    fault_record.notes = (f"both workers held partitions ({', '.join(f'p{p}:{w[-1]}' for p, w in sorted(owners_before.items()))}); "
+    reliability_record.notes = (f"both workers held partitions ({', '.join(f'p{p}:{w[-1]}' for p, w in sorted(owners_before.items()))}); "
                           f"survivor reassigned all 4 after {reassigned_s} s")
-    fault_record.observed = {
+    reliability_record.observed = {
         "owners_before_kill": {str(p): w for p, w in sorted(owners_before.items())},
         "reassigned_after_s": reassigned_s,
         "committed_at_kill": committed_at_kill, "survivor_exit_code": rc_survivor,

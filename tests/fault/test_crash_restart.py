@@ -27,7 +27,7 @@ PARTITIONS = 4
 
 
 async def test_kill_9_mid_stream_then_restart(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir, batch_max_size=BATCH,
                               topic_partitions=PARTITIONS)
@@ -36,8 +36,8 @@ async def test_kill_9_mid_stream_then_restart(
     await ensure_topics(settings)
     events = make_events(EVENTS, "crash", empty_every=50)  # 100 of them are dead letters (empty text)
     ledger = Ledger(await produce_events(settings, events))
-    fault_record.fault = "kill -9 mid-stream, restart"
-    fault_record.inputs = EVENTS
+    reliability_record.fault = "kill -9 mid-stream, restart"
+    reliability_record.inputs = EVENTS
 
     first = start_worker(settings, tmp_path, "crash-w1")
     second = None
@@ -60,14 +60,14 @@ async def test_kill_9_mid_stream_then_restart(
 
     first_by_w2 = ledger.first_at("crash-w2")
     dup = ledger.duplicated()
-    fault_record.injected = f"SIGKILL after {seen_before_restart}/{EVENTS} outputs; restart (batch_max_size={BATCH}, {PARTITIONS} partitions)"
-    fault_record.__dict__.update(ledger.summary())
-    fault_record.recover_s = round(first_by_w2 - killed_at, 1) if first_by_w2 else None
-    fault_record.duplicate_bound = BATCH
-    fault_record.recover_what = "kill -> first output of the restarted worker (start, model load, group join)"
-    fault_record.observed = {"killed_exit_code": rc_first, "committed_at_kill": committed,
+    reliability_record.injected = f"SIGKILL after {seen_before_restart}/{EVENTS} outputs; restart (batch_max_size={BATCH}, {PARTITIONS} partitions)"
+    reliability_record.__dict__.update(ledger.summary())
+    reliability_record.recover_s = round(first_by_w2 - killed_at, 1) if first_by_w2 else None
+    reliability_record.duplicate_bound = BATCH
+    reliability_record.recover_what = "kill -> first output of the restarted worker (start, model load, group join)"
+    reliability_record.observed = {"killed_exit_code": rc_first, "committed_at_kill": committed,
                              "restarted_exit_code": rc_second}
-    fault_record.notes = (f"duplicates = the killed worker's outputs past its committed offsets "
+    reliability_record.notes = (f"duplicates = the killed worker's outputs past its committed offsets "
                           f"({len(dup)} inputs); restarted worker exit {rc_second}")
 
     assert rc_first == -9

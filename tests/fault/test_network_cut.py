@@ -53,7 +53,7 @@ async def proxied_broker(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedBroker, 
 
 async def test_network_cut_10s_then_heal(
     proxied_broker: tuple[EmbeddedBroker, TcpProxy], default_model_dir: Path, tmp_path: Path,
-    fault_record: FaultRecord,
+    reliability_record: FaultRecord,
 ) -> None:
     _, proxy = proxied_broker
     # DEBUG: batch_started/batch_done lines show what the worker was doing across the cut.
@@ -87,23 +87,23 @@ async def test_network_cut_10s_then_heal(
     finally:
         rc = await stop_worker(worker)  # while the proxy still forwards: the shutdown commit goes through it
 
-    fault_record.fault = f"network cut {CUT_S:.0f} s, heal"
-    fault_record.recover_what = "heal -> first batch published and acked after it (worker log)"
-    fault_record.injected = (f"proxy reset {dropped} connections and refused new ones for {CUT_S:.0f} s "
+    reliability_record.fault = f"network cut {CUT_S:.0f} s, heal"
+    reliability_record.recover_what = "heal -> first batch published and acked after it (worker log)"
+    reliability_record.injected = (f"proxy reset {dropped} connections and refused new ones for {CUT_S:.0f} s "
                              f"after {before_cut}/{EVENTS} outputs")
-    fault_record.__dict__.update(ledger.summary())
-    fault_record.duplicate_bound = BATCH
-    fault_record.observed = {"reconnections": proxy.accepted - connections_before, "same_pid_alive": alive_at_end,
+    reliability_record.__dict__.update(ledger.summary())
+    reliability_record.duplicate_bound = BATCH
+    reliability_record.observed = {"reconnections": proxy.accepted - connections_before, "same_pid_alive": alive_at_end,
                              "heal_to_drained_s": round(drained_at - healed_at, 1), "exit_code": rc}
     batches = [(e["event"], e.get("size"), round(_wall(e) - cut_wall, 2)) for e in log_events(worker)
                if e.get("event") in ("batch_started", "batch_done") and cut_wall - 5 <= _wall(e) <= healed_at + 5]
-    fault_record.observed["batches_around_cut_s"] = batches  # seconds after the cut began
-    fault_record.observed["log_errors_during_cut"] = sum(
+    reliability_record.observed["batches_around_cut_s"] = batches  # seconds after the cut began
+    reliability_record.observed["log_errors_during_cut"] = sum(
         1 for e in log_events(worker) if e.get("level") == "error" and cut_wall <= _wall(e) <= healed_at)
     done_after_heal = [t for name, _, t in batches if name == "batch_done" and t >= healed_at - cut_wall]
-    fault_record.recover_s = round(done_after_heal[0] - (healed_at - cut_wall), 1) if done_after_heal else None
-    fault_record.observed["first_output_sent_after_heal_s"] = round(first_after - healed_at, 2) if first_after else None
-    fault_record.notes = (f"same process throughout (pid {pid}), {proxy.accepted - connections_before} reconnections, "
+    reliability_record.recover_s = round(done_after_heal[0] - (healed_at - cut_wall), 1) if done_after_heal else None
+    reliability_record.observed["first_output_sent_after_heal_s"] = round(first_after - healed_at, 2) if first_after else None
+    reliability_record.notes = (f"same process throughout (pid {pid}), {proxy.accepted - connections_before} reconnections, "
                           f"no batch completed during the cut, all out {drained_at - healed_at:.1f} s after the heal"
                           + ("; duplicates: produce retries of records whose acks the cut dropped"
                              if ledger.duplicates else ""))

@@ -133,7 +133,7 @@ def _assert_one_process(run: _Run) -> None:
 
 
 async def test_poison_corpus_outcomes(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     corpus = cases()
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir)
@@ -142,14 +142,14 @@ async def test_poison_corpus_outcomes(
     produced = await produce_raw(settings, records, [c.name for c in corpus], max_request_size=MAX_REQUEST)
     run = await _run_worker(settings, tmp_path, "poison-w1", corpus, produced)
 
-    fault_record.fault = "poison corpus"
-    fault_record.injected = f"{len(corpus)} distinct bad or strange records (incl. 5 MB, 19,000 chars, invalid UTF-8)"
-    fault_record.__dict__.update(run.ledger.summary())
-    fault_record.duplicate_bound = 0
+    reliability_record.fault = "poison corpus"
+    reliability_record.injected = f"{len(corpus)} distinct bad or strange records (incl. 5 MB, 19,000 chars, invalid UTF-8)"
+    reliability_record.__dict__.update(run.ledger.summary())
+    reliability_record.duplicate_bound = 0
     outcomes = run.outcomes()
-    fault_record.observed = {"outcomes": outcomes, "same_pid_alive": run.same_pid_alive,
+    reliability_record.observed = {"outcomes": outcomes, "same_pid_alive": run.same_pid_alive,
                              "worker_starts": run.log.count('"worker_starting"')}
-    fault_record.notes = (f"{len(outcomes) - 1} distinct error codes, each as declared; "
+    reliability_record.notes = (f"{len(outcomes) - 1} distinct error codes, each as declared; "
                           f"same worker process alive at the end: {run.same_pid_alive}")
 
     wrong = run.wrong_outcomes()
@@ -180,7 +180,7 @@ async def test_poison_corpus_outcomes(
 
 
 async def test_unpublishable_outputs_do_not_halt_their_partition(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     """Issue 12: a record whose output is over the producer's limit failed its batch for ever
     (exit 70, restart, the same batch) and the records behind it never came out."""
@@ -190,15 +190,15 @@ async def test_unpublishable_outputs_do_not_halt_their_partition(
     produced = await _produce_to_partition(settings, blockers, partition=0)
     run = await _run_worker(settings, tmp_path, "blockers-w1", blockers, produced)
 
-    fault_record.fault = "output over the producer's limit"
-    fault_record.injected = (f"on one partition: a record whose enriched output is 1.26 MB (metadata floats expand), "
+    reliability_record.fault = "output over the producer's limit"
+    reliability_record.injected = (f"on one partition: a record whose enriched output is 1.26 MB (metadata floats expand), "
                              f"{FOLLOWERS} ordinary records, a record with 1.1 MB of headers, {FOLLOWERS} ordinary records; "
                              f"producer limit {settings.producer_max_request_bytes} bytes")
-    fault_record.__dict__.update(run.ledger.summary())
-    fault_record.duplicate_bound = 0
-    fault_record.observed = {"outcomes": run.outcomes(), "same_pid_alive": run.same_pid_alive,
+    reliability_record.__dict__.update(run.ledger.summary())
+    reliability_record.duplicate_bound = 0
+    reliability_record.observed = {"outcomes": run.outcomes(), "same_pid_alive": run.same_pid_alive,
                              "worker_starts": run.log.count('"worker_starting"')}
-    fault_record.notes = (f"both dead-lettered as output_too_large (size and limit in the reason; the headers one "
+    reliability_record.notes = (f"both dead-lettered as output_too_large (size and limit in the reason; the headers one "
                           f"without its headers), all {2 * FOLLOWERS} behind them enriched once; same worker process "
                           f"alive at the end: {run.same_pid_alive}, exit code {run.rc}")
 

@@ -52,7 +52,7 @@ def _in_flight_after(done: int):
 
 
 async def test_sigterm_finishes_the_batch_commits_and_exits_0(
-    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     # DEBUG: the worker logs batch_started / batch_done, which is how the test knows a batch is in flight.
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir, batch_max_size=BATCH, log_level="DEBUG")
@@ -85,16 +85,16 @@ async def test_sigterm_finishes_the_batch_commits_and_exits_0(
     events = log_events(first)
     stopping = next(i for i, e in enumerate(events) if e.get("event", "").endswith("App]: Stopping..."))
     finished_after_signal = [e for e in events[stopping:] if e.get("event") == "batch_done"]
-    fault_record.fault = "SIGTERM during a batch, restart"
-    fault_record.injected = (f"SIGTERM during batch {_batches_done(events[:stopping]) + 1} "
+    reliability_record.fault = "SIGTERM during a batch, restart"
+    reliability_record.injected = (f"SIGTERM during batch {_batches_done(events[:stopping]) + 1} "
                              f"(batch_max_size={BATCH}); restart with {MORE} more events")
-    fault_record.__dict__.update(ledger.summary())
-    fault_record.duplicate_bound = 0
-    fault_record.recover_s = round(stop_s, 1)
-    fault_record.recover_what = "SIGTERM -> process exit (the batch in flight finished first)"
-    fault_record.notes = (f"exit {rc_first}; batch of {finished_after_signal[0].get('size') if finished_after_signal else '?'} "
+    reliability_record.__dict__.update(ledger.summary())
+    reliability_record.duplicate_bound = 0
+    reliability_record.recover_s = round(stop_s, 1)
+    reliability_record.recover_what = "SIGTERM -> process exit (the batch in flight finished first)"
+    reliability_record.notes = (f"exit {rc_first}; batch of {finished_after_signal[0].get('size') if finished_after_signal else '?'} "
                           f"finished after the signal and committed; 0 duplicates after restart")
-    fault_record.observed = {"exit_code": rc_first, "stop_s": round(stop_s, 1), "committed": committed,
+    reliability_record.observed = {"exit_code": rc_first, "stop_s": round(stop_s, 1), "committed": committed,
                              "outputs_before_restart": len(done_before_restart),
                              "batch_finished_after_signal": [e.get("size") for e in finished_after_signal]}
 

@@ -80,7 +80,7 @@ async def _record_count(settings: Settings, topics: list[str]) -> int:
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_bad_startup_fails_fast_without_consuming(
-    case: str, kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, fault_record: FaultRecord
+    case: str, kafka_bootstrap: str, default_model_dir: Path, tmp_path: Path, reliability_record: FaultRecord
 ) -> None:
     make_env, must_mention, injected = CASES[case]
     settings = fault_settings(kafka_bootstrap, tmp_path, default_model_dir)
@@ -98,12 +98,12 @@ async def test_bad_startup_fails_fast_without_consuming(
     others = [line for line in result.stderr.splitlines() if not line.startswith(ERROR_PREFIX)]
     committed = await committed_offsets(settings)
     outputs = await _record_count(settings, [settings.output_topic, settings.dlq_topic])
-    fault_record.fault = f"startup: {case}"
-    fault_record.injected = f"{injected}; 20 events waiting in the input topic"
-    fault_record.inputs = 20
-    fault_record.observed = {"exit_code": result.returncode, "error": errors[0] if errors else None,
+    reliability_record.fault = f"startup: {case}"
+    reliability_record.injected = f"{injected}; 20 events waiting in the input topic"
+    reliability_record.inputs = 20
+    reliability_record.observed = {"exit_code": result.returncode, "error": errors[0] if errors else None,
                              "committed": committed, "outputs": outputs, "exit_s": round(exit_s, 1)}
-    fault_record.notes = (f"exit {result.returncode} after {exit_s:.1f} s, {len(errors)} error line; "
+    reliability_record.notes = (f"exit {result.returncode} after {exit_s:.1f} s, {len(errors)} error line; "
                           f"committed offsets {committed or 'none'}, {outputs} outputs")
 
     assert result.returncode != 0

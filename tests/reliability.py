@@ -1,4 +1,9 @@
-"""Fixtures of the fault suite: a per-test reliability record written to test-artifacts/."""
+"""The reliability record of a fault or deploy test: one row of docs/reliability.md's table.
+
+A pytest plugin (tests/conftest.py): the test fills in the `reliability_record` it gets;
+the outcome is stamped after the call and the row merged into
+test-artifacts/reliability.json, even when the test fails.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import pytest
 
 from tests.fault.report import FaultRecord, merge_into_report
 
+_OUTCOME = pytest.StashKey[str]()
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
@@ -18,11 +25,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         item.stash[_OUTCOME] = report.outcome
 
 
-_OUTCOME = pytest.StashKey[str]()
-
-
 @pytest.fixture
-def fault_record(request: pytest.FixtureRequest) -> Iterator[FaultRecord]:
+def reliability_record(request: pytest.FixtureRequest) -> Iterator[FaultRecord]:
     """The test fills it in as it goes; written even when the test fails (outcome says so)."""
     record = FaultRecord(fault=request.node.name)
     started = time.monotonic()
