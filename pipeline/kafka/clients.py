@@ -259,12 +259,16 @@ async def follow(
                 yield record
 
 
-async def read_to_end(settings: Settings, topic: str, *, stall_timeout_s: float = 30.0) -> AsyncIterator[InRecord]:
-    """Yield every record of `topic` (all partitions) up to its end offsets when reading starts.
+async def read_to_end(
+    settings: Settings, topic: str, *, stall_timeout_s: float = 30.0, partitions: Sequence[int] | None = None,
+) -> AsyncIterator[InRecord]:
+    """Yield every record of `topic` (all partitions, or `partitions`) up to its end offsets when reading starts.
 
-    Records produced meanwhile are not read, so this always ends: it is a snapshot
-    for tools (dead-letter inspect/replay), not a follower. ConfigError if the
-    topic does not exist; TimeoutError if no record arrives for `stall_timeout_s` while some are due.
+    Records produced meanwhile are not read, so this always ends: it is a snapshot for tools
+    (dead-letter inspect/replay) and for restoring a state partition, not a follower.
+    ConfigError if the topic does not exist (checked when no partitions are named: the caller
+    that names them has created the topic); TimeoutError if no record arrives for
+    `stall_timeout_s` while some are due.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
@@ -272,14 +276,16 @@ async def read_to_end(settings: Settings, topic: str, *, stall_timeout_s: float 
     )
     try:
         await consumer.start()
-        if topic not in await consumer.topics():
-            raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        listed = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        remaining = {tp for tp in partitions if await consumer.position(tp) < listed[tp]}
-        consumer.pause(*(set(partitions) - remaining))
+        if partitions is None:
+            if topic not in await consumer.topics():
+                raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        listed = await consumer.end_offsets(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        remaining = {tp for tp in assigned if await consumer.position(tp) < listed[tp]}
+        consumer.pause(*(set(assigned) - remaining))
         # The end of a partition is the high watermark of its first fetch, not ListOffsets alone:
         # the embedded broker (Tansu 0.6) answers ListOffsets with its last batch's base offset + 1.
         end: dict[TopicPartition, int] = {}

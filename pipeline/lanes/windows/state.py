@@ -27,11 +27,8 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
-from pipeline.kafka.clients import ensure_topics
-from pipeline.kafka.security import client_security
+from pipeline.kafka.clients import ensure_topics, read_to_end
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
 
@@ -99,40 +96,15 @@ def state_loader(settings: Settings, topic: str) -> Loader:
 
     async def load(partition: int) -> dict[str, Any]:
         await ensure_state_topic(settings, topic)
-        tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False, **client_security(settings))
         state: dict[str, Any] = {}
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            listed = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
-            # The end is the high watermark of the first fetch, not ListOffsets alone: the embedded
-            # broker (Tansu 0.6) answers ListOffsets with its last batch's base offset + 1.
-            end: int | None = None
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + RESTORE_STALL_S
-            while listed > 0 and (end is None or await consumer.position(tp) < end):
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                if batch:
-                    deadline = loop.time() + RESTORE_STALL_S
-                elif loop.time() > deadline:
-                    raise TimeoutError(f"restoring {topic!r} partition {partition} stalled for {RESTORE_STALL_S:.0f}s")
-                if tp in batch and end is None:
-                    end = max(listed, consumer.highwater(tp) or 0)
-                for record in batch.get(tp, []):
-                    if end is not None and record.offset >= end:
-                        break
-                    if record.key is None:
-                        continue
-                    key = record.key.decode()
-                    if record.value is None:
-                        state.pop(key, None)
-                    else:
-                        state[key] = orjson.loads(record.value)
-        finally:
-            await consumer.stop()
+        async for record in read_to_end(settings, topic, partitions=[partition], stall_timeout_s=RESTORE_STALL_S):
+            if record.key is None:
+                continue
+            key = record.key.decode()
+            if record.value is None:
+                state.pop(key, None)
+            else:
+                state[key] = orjson.loads(record.value)
         return state
 
     return load
