@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from pipeline.deadletter import InvalidEvent
 from pipeline.kafka.clients import jsonl_records
-from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
+from pipeline.lanes.sentiment.decoding import decode_text_event
 from tests.fault.report import FaultRecord
 from tests.paths import REPO
 

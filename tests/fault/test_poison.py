@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pipeline.deadletter import RawRecord
 from pipeline.kafka.clients import OutRecord, ensure_topics
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
 from pipeline.settings import Settings
 from tests.doubles import StubModelInfo, StubPrediction
 from tests.fault.poison_corpus import ENRICHED, FOLLOWERS, PoisonCase, cases, expected_text, partition_blockers

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pipeline.deadletter import InvalidEvent, make_dead_letter
 from pipeline.kafka.clients import InRecord, OutRecord, ensure_topics, produce, read_to_end
-from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
 from pipeline.settings import Settings
 from pipeline.tools.dlq import REPLAY_HEADER
 from pipeline.tools.processes import worker_env

@@ -227,8 +227,9 @@ def test_producer_sends_the_samples(compose):
 
 def test_sample_counts_in_the_comments_are_the_files(compose):
     # The split the worker itself makes: valid events are enriched, the rest dead-lettered.
+    from pipeline.deadletter import InvalidEvent
     from pipeline.kafka.clients import jsonl_records
-    from pipeline.lanes.sentiment.decoding import InvalidEvent, decode_text_event
+    from pipeline.lanes.sentiment.decoding import decode_text_event
 
     records = list(jsonl_records((ROOT / "samples" / "events.jsonl").read_bytes().splitlines(keepends=True)))
     valid = 0

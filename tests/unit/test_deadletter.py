@@ -37,9 +37,10 @@ def _error(event_id: str | None = "a", reason: str = "output too large") -> Inva
 
 
 def test_one_builder_and_one_payload_cap() -> None:
-    assert pipeline.lanes.sentiment.decoding.make_dead_letter is deadletter.make_dead_letter
     assert pipeline.lanes.sentiment.decoding.InvalidEvent is deadletter.InvalidEvent
-    assert pipeline.lanes.sentiment.decoding.DEFAULT_PAYLOAD_CAP_BYTES is deadletter.DEFAULT_PAYLOAD_CAP_BYTES
+    builds = re.compile(r"(?<![\w.])DeadLetter\(")
+    builders = [str(p.relative_to(REPO)) for p in (REPO / "pipeline").rglob("*.py") if builds.search(p.read_text())]
+    assert builders == ["pipeline/deadletter.py"], "dead letters are built in one place"
     literal = re.compile(r"\b262_?144\b")
     where = [str(p.relative_to(REPO)) for p in (REPO / "pipeline").rglob("*.py") if literal.search(p.read_text())]
     assert where == ["pipeline/limits.py"], "the dead-letter payload cap is written once"

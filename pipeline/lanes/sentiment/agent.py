@@ -26,8 +26,9 @@ from typing import Any
 
 import faust
 
+from pipeline.deadletter import Outgoing
 from pipeline.inference.language import LanguageGate
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Outgoing, Scored, score_texts
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Scored, score_texts
 from pipeline.lanes.sentiment.shadow import ShadowItem, ShadowScorer
 from pipeline.logs import get_logger
 from pipeline.runtime.batches import (

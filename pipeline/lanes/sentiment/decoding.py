@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from pipeline.deadletter import DEFAULT_PAYLOAD_CAP_BYTES, MAX_REASON_CHARS, InvalidEvent, make_dead_letter
+from pipeline.deadletter import MAX_REASON_CHARS, InvalidEvent
 from pipeline.limits import DEFAULT_MAX_PAYLOAD_BYTES
 from schemas.events import (
     DEFAULT_MAX_TEXT_CHARS,
@@ -44,13 +44,7 @@ from schemas.events import (
     json_type_name,
 )
 
-__all__ = [
-    "DEFAULT_MAX_PAYLOAD_BYTES",
-    "DEFAULT_PAYLOAD_CAP_BYTES",
-    "InvalidEvent",
-    "decode_text_event",
-    "make_dead_letter",
-]
+__all__ = ["InvalidEvent", "decode_text_event"]
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"

@@ -15,21 +15,19 @@ from typing import Protocol
 from pipeline.deadletter import (
     DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_PAYLOAD_CAP_BYTES,
+    InvalidEvent,
     Outgoing,
     RawRecord,
     dead_letter_record,
 )
 from pipeline.inference.language import GateDecision, LanguageGate
-from pipeline.lanes.sentiment.decoding import DEFAULT_MAX_PAYLOAD_BYTES, InvalidEvent, decode_text_event
+from pipeline.lanes.sentiment.decoding import decode_text_event
+from pipeline.limits import DEFAULT_MAX_PAYLOAD_BYTES
 from pipeline.logs import get_logger, mark_sensitive
 from schemas.events import EnrichedEvent, ErrorCode, Language, Processing, Sentiment, TextEvent
 from schemas.summaries import SummaryRequest
 
-# RawRecord, Outgoing and dead_letter_record live in pipeline.deadletter; re-exported for importers.
-__all__ = [
-    "BatchEnricher", "Classifier", "EnricherConfig", "Outgoing", "RawRecord", "Scored", "dead_letter_record",
-    "score_texts",
-]
+__all__ = ["BatchEnricher", "Classifier", "EnricherConfig", "Scored", "score_texts"]
 
 log = get_logger("streamnlp.enrichment")
 

@@ -9,8 +9,9 @@ import jsonschema
 import orjson
 import pytest
 
+from pipeline.deadletter import RawRecord
 from pipeline.inference.language import UNSUPPORTED_LANGUAGE, LanguageGate, LanguageGateConfig
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord, score_texts
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, score_texts
 from pipeline.settings import ConfigError, load_settings
 from schemas.events import EnrichedEvent, to_json_bytes
 from tests.doubles import LengthClassifier

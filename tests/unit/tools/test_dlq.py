@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from pipeline.lanes.sentiment.decoding import InvalidEvent, make_dead_letter
+from pipeline.deadletter import InvalidEvent, make_dead_letter
 from pipeline.settings import Settings
 from pipeline.tools import dlq
 from pipeline.tools.dlq import REPLAY_HEADER, DlqEntry, ReplayFilter, Skip, plan, summarise

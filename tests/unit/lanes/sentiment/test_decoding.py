@@ -9,12 +9,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from pipeline.lanes.sentiment.decoding import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    InvalidEvent,
-    decode_text_event,
-    make_dead_letter,
-)
+from pipeline.deadletter import InvalidEvent, make_dead_letter
+from pipeline.lanes.sentiment.decoding import decode_text_event
+from pipeline.limits import DEFAULT_MAX_PAYLOAD_BYTES
 from schemas.events import DeadLetter, ErrorCode, TextEvent, to_json_bytes
 from tests.paths import REPO
 

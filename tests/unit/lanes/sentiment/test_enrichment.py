@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig, RawRecord
+from pipeline.deadletter import RawRecord
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, EnricherConfig
 from schemas.events import DeadLetter, EnrichedEvent, to_json_bytes
 from tests.doubles import LengthClassifier
 
