@@ -1,13 +1,7 @@
 """Raw Kafka record value -> ``TextEvent``, or an ``InvalidEvent`` to dead-letter.
 
-Pure logic: no Kafka, Faust or model imports.  Typical use in an agent::
-
-    try:
-        event = decode_text_event(value, max_text_chars=settings.max_text_chars)
-    except InvalidEvent as err:
-        dl = make_dead_letter(value, err, topic=..., partition=..., offset=...,
-                              key=key, headers=headers, worker=worker_id)
-        await dlq_topic.send(key=key, value=to_json_bytes(dl))
+Pure logic: no Kafka, Faust or model imports. The enricher catches ``InvalidEvent`` and turns
+it into a dead letter with :func:`pipeline.deadletter.dead_letter_record`, the one builder.
 
 Checks run cheapest-first and each failure has one precise
 :class:`~schemas.events.ErrorCode`:
@@ -22,7 +16,6 @@ Checks run cheapest-first and each failure has one precise
    ``invalid_field``
 
 Reasons say what is wrong and how to fix it, and never quote the text body.
-The dead-letter builder lives in :mod:`pipeline.deadletter` (re-exported here).
 """
 
 from __future__ import annotations
