@@ -1,7 +1,8 @@
 """Abstractive or extractive? Pure decision logic for the summary agent (no model, no Kafka).
 
 Order: a forced reason (backlog, generation error, lane disabled) or no candidate ->
-extractive; a degenerate candidate -> extractive ("degenerate:<reason>"); a candidate whose
+extractive; a degenerate candidate -> extractive ("degenerate:<reason>", which includes
+"incomplete" for text with no complete last sentence and "meta_text" for text about the text); a candidate whose
 faithfulness is below the threshold -> extractive ("unfaithful"); else the candidate.
 The extractive text is always computed from the source, so it is faithful by construction
 (score 1.0).
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.lanes.summary.extractive import extractive_summary
 from pipeline.lanes.summary.faithfulness import detect_degenerate, score_faithfulness
+from pipeline.lanes.summary.guard import form_problem
 
 __all__ = ["SummaryPolicy", "SummaryDecision", "decide", "FORCED_REASONS"]
 
@@ -60,7 +62,7 @@ def decide(
         return SummaryDecision(text=_extractive(source, policy), method="extractive", faithfulness=1.0,
                                unsupported=[], fallback_reason=forced_reason or "generation_error")
     text = candidate.strip()
-    degenerate = detect_degenerate(source, text)
+    degenerate = detect_degenerate(source, text) or form_problem(source, text)
     report = score_faithfulness(source, text)
     if degenerate is not None:
         return SummaryDecision(text=_extractive(source, policy), method="extractive", faithfulness=1.0,
