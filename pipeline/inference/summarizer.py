@@ -36,6 +36,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from pipeline.inference.constraints import SourceConstraint, token_table
 from pipeline.inference.graphs import CausalGraph, GenerationGraph, Seq2SeqGraph
 from pipeline.inference.sentiment import ModelInfo, ModelLoadError, read_json_object
 
@@ -93,6 +94,8 @@ class SummarizerConfig:
     intra_op_threads: int = 1  # its own thread budget, so sentiment keeps a core
     precision: str = "int8"  # which ONNX file; "fp32" / "int8" / "int4" where built
     stop_sequences: tuple[str, ...] = ("\n\n", "<|im_end|>")
+    # numbers and capitalised names must continue a span of the source (pipeline.inference.constraints)
+    constrain_to_source: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,12 +300,14 @@ class Summarizer:
             return []
         deadline = None if time_budget_s is None else time.monotonic() + float(time_budget_s)
         prompts = [self.build_prompt(t) for t in texts]
+        constraints = [self.source_constraint(t) for t in texts] if self.config.constrain_to_source else None
         order = sorted(range(n), key=lambda i: len(prompts[i][0]))
         results: list[GeneratedSummary | None] = [None] * n
         bs = self.config.batch_size
         for start in range(0, n, bs):
             idx = order[start : start + bs]
-            outs = self.generate_ids([prompts[i][0] for i in idx], deadline=deadline)
+            outs = self.generate_ids([prompts[i][0] for i in idx], deadline=deadline,
+                                     constraints=[constraints[i] for i in idx] if constraints else None)
             for i, (text, n_new, reason) in zip(idx, outs, strict=True):
                 ids, truncated = prompts[i]
                 results[i] = GeneratedSummary(
@@ -321,11 +326,13 @@ class Summarizer:
         deadline: float | None = None,
         max_new_tokens: int | None = None,
         ignore_stop: bool = False,
+        constraints: Sequence[SourceConstraint | None] | None = None,
     ) -> list[tuple[str, int, str]]:
         """Greedy-decode one batch of prompt token ids -> [(text, new_tokens, stop_reason)] in order.
 
         `ignore_stop=True` (benchmarks only) disables EOS/stop sequences so every row generates
-        exactly `max_new_tokens` tokens.
+        exactly `max_new_tokens` tokens. `constraints[i]`, when given, may replace row i's greedy
+        token (`SourceConstraint.choose`).
         """
         rows = len(prompts)
         if rows == 0:
@@ -340,6 +347,7 @@ class Summarizer:
         reasons = [""] * rows
         skip = [0] * rows  # stop-sequence search starts here (after a skipped lead-in)
         active = np.arange(rows)  # original row index of each row still in the batch
+        sofar = [""] * rows  # decoded text per row, what a constraint judges the next token against
 
         for _ in range(max_new):
             next_tok = logits.argmax(axis=-1).astype(np.int64)
@@ -347,9 +355,14 @@ class Summarizer:
             timed_out = deadline is not None and time.monotonic() >= deadline
             for j, r in enumerate(active):
                 tok = int(next_tok[j])
+                if constraints is not None and constraints[r] is not None:
+                    tok = constraints[r].choose(sofar[r], logits[j], tok)
+                    next_tok[j] = tok
                 if ignore_stop:
                     generated[r, n_gen[r]] = tok
                     n_gen[r] += 1
+                    if constraints is not None:
+                        sofar[r] = self._decode(generated[r, : n_gen[r]])
                     if n_gen[r] >= max_new:
                         reasons[r], texts[r] = "max_new_tokens", self._decode(generated[r, : n_gen[r]])
                     else:
@@ -361,7 +374,7 @@ class Summarizer:
                     continue
                 generated[r, n_gen[r]] = tok
                 n_gen[r] += 1
-                text = self._decode(generated[r, : n_gen[r]])
+                text = sofar[r] = self._decode(generated[r, : n_gen[r]])
                 cut = _find_stop(text[skip[r] :], self._stops)
                 if cut >= 0:
                     cut += skip[r]
@@ -389,6 +402,10 @@ class Summarizer:
             if not reasons[row]:
                 reasons[row], texts[row] = "max_new_tokens", self._decode(generated[row, : n_gen[row]])
         return [(_clean(texts[r]), int(n_gen[r]), reasons[r]) for r in range(rows)]
+
+    def source_constraint(self, source: str) -> SourceConstraint:
+        """A fresh constraint for one row summarising `source` (the vocabulary table is built once)."""
+        return SourceConstraint.for_source(source, token_table(self._tokenizer), eos_ids=self._eos_ids)
 
     def _decode(self, ids: np.ndarray) -> str:
         # special tokens that are not EOS (e.g. <repo_name>) never belong in a summary
