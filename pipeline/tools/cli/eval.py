@@ -22,6 +22,9 @@ from pipeline.tools.cli.base import fail, one_line
               help="Also write OUT.md, OUT.json and OUT.png (chart of quality vs throughput); "
                    "without it nothing is written.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of Markdown.")
+@click.option("--unlabelled", "unlabelled_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summary candidates nobody has labelled yet (JSONL with their source text) to this "
+                   "file, to be labelled by reading (pipeline/tools/evaluation/summaries/GUIDE.md).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
               help="Sentiment texts per predict() call, latency is per call (default: STREAMNLP_BATCH_MAX_SIZE).")
 @click.option("--threads", type=click.IntRange(0, 256), default=0, show_default=True,
@@ -30,7 +33,7 @@ from pipeline.tools.cli.base import fail, one_line
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where built models are (default: the parent of STREAMNLP_MODEL_DIR).")
 def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix: Path | None, as_json: bool,
-             batch_size: int | None, threads: int, limit: int | None, cache_dir: Path | None) -> None:
+             unlabelled_out: Path | None, batch_size: int | None, threads: int, limit: int | None, cache_dir: Path | None) -> None:
     """Measure every built model at every built precision: quality, size, RAM, latency, throughput."""
     settings = load_settings()
     try:
@@ -38,7 +41,7 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         from pipeline.tools.evaluation.data import DataError
         from pipeline.tools.evaluation.isolate import IsolatedRunError
         from pipeline.tools.evaluation.plan import EvalConfig, run_eval
-        from pipeline.tools.evaluation.report import render_markdown, write_report
+        from pipeline.tools.evaluation.report import render_markdown, write_report, write_unlabelled
     except ImportError as exc:
         fail(f"eval needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
     config = EvalConfig(
@@ -60,6 +63,9 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         fail(f"a measurement failed: {one_line(exc)}", code=1)
     if not report["sentiment"] and not report["summarization"]:
         fail("no built model to evaluate; run `streamnlp models build` (see `streamnlp models list`)")
+    if unlabelled_out is not None:
+        count = write_unlabelled(report, unlabelled_out)
+        click.echo(f"wrote {count} unlabelled summary candidates to {unlabelled_out}", err=True)
     if out_prefix is not None:
         written = write_report(report, out_prefix)
         click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)

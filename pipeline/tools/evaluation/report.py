@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_markdown", "write_chart", "write_report"]
+__all__ = ["render_markdown", "write_chart", "write_report", "write_unlabelled"]
 
 
 def _mb(n: int | None) -> str:
@@ -92,6 +92,7 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
                 f"| {_num(r['compression_ratio'], 1)}x | {r['docs_per_s']:.2f} | {r['latency_ms_p50'] / 1000:.2f} "
                 f"| {_mb(r['size_bytes'])} | {_mb(r['peak_rss_delta_bytes'])} |")
         lines.append("")
+        lines += _labelled_section(report["summarization"])
     lines += [
         "## Definitions",
         "",
@@ -109,6 +110,45 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _labelled_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Quality judged against labels read by people (pipeline/tools/evaluation/summaries/)."""
+    rows = [r for r in rows if r.get("labelled")]
+    if not rows:
+        return []
+    lines = [
+        "### Judged against the labels (read by people; guide: pipeline/tools/evaluation/summaries/GUIDE.md)",
+        "",
+        "Published = the policy keeps the model's candidate. **with error** = published summaries labelled "
+        "unfaithful; **cut/meta** = published summaries labelled incomplete or meta-text; **guard recall** = "
+        "share of labelled bad candidates (unfaithful, cut, meta or degenerate) the policy replaced; "
+        "**coverage** = texts whose published summary is labelled faithful, complete and not meta. "
+        "Unlabelled candidates are counted, never guessed.",
+        "",
+        "| model | precision | split | texts | unlabelled | published | with error | cut/meta | guard recall "
+        "| coverage |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        for split, j in sorted(r["labelled"].items(), key=lambda kv: kv[0] != "test"):
+            err = "-" if j["error_share"] is None else f"{j['published_with_error']} ({_pct(j['error_share'])})"
+            lines.append(
+                f"| {r['model']} | {r['precision']} | {split} | {j['n']} | {j['unlabelled']} "
+                f"| {j['published_abstractive']} | {err} | {j['published_cut_or_meta']} "
+                f"| {_pct(j['guard_recall'])} | {_pct(j['coverage'])} |")
+    lines.append("")
+    for r in rows:
+        frontier = (r.get("frontier") or {}).get("test")
+        if not frontier:
+            continue
+        lines += [f"Coverage vs error on the test split, {r['model']} {r['precision']}, by faithfulness threshold:",
+                  "", "| threshold | published | coverage | with error | bad (error, cut, meta) |",
+                  "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {f['threshold']} | {f['published']} | {_pct(f['coverage'])} | {_pct(f['error_share'])} "
+                  f"| {_pct(f['bad_share'])} |" for f in frontier]
+        lines.append("")
+    return lines
 
 
 def write_chart(report: dict[str, Any], path: Path) -> None:
@@ -165,3 +205,16 @@ def write_report(report: dict[str, Any], prefix: Path) -> list[Path]:
     md.write_text(render_markdown(report, chart_name=png.name), encoding="utf-8")
     js.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return [md, js, png]
+
+
+def write_unlabelled(report: dict[str, Any], path: Path) -> int:
+    """Every distinct unlabelled summary candidate of the run, with its source, as JSONL to label."""
+    from pipeline.tools.evaluation.longtexts import load_long_texts
+
+    sources = {t.id: t.text for t in load_long_texts()}
+    seen: dict[str, dict[str, Any]] = {}
+    for r in report["summarization"]:
+        for c in r.get("unlabelled_candidates", []):
+            seen.setdefault(c["key"], {**c, "source": sources.get(c["text_id"], "")})
+    Path(path).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in seen.values()), encoding="utf-8")
+    return len(seen)
