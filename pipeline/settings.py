@@ -188,6 +188,16 @@ class Settings(BaseSettings):
         description="Generation batches run in parallel, each with summarizer_threads ONNX threads; keep "
         "concurrency x threads within the cores sentiment does not need.",
     )
+    summarizer_isolation: Literal["process", "thread"] = Field(
+        default="process",
+        description="process = generation runs in child processes at a lower CPU priority, so sentiment keeps its "
+        "latency while summaries are generated (docs/summarizer.md, 'Sentiment first'); thread = in the worker process.",
+    )
+    summarizer_priority: Literal["idle", "nice"] = Field(
+        default="idle",
+        description="CPU priority of the generation processes (isolation=process): idle = SCHED_IDLE, runs only on "
+        "cores nothing else wants (Linux; falls back to nice where refused); nice = nice 19.",
+    )
     summarizer_max_new_tokens: int = Field(default=48, ge=1, le=512, description="Hard cap on generated tokens per summary.")
     summarizer_max_prompt_tokens: int = Field(default=384, ge=32, le=8192, description="Longer texts are head+tail truncated in the prompt.")
     summarizer_batch_time_budget_s: float = Field(default=30.0, gt=0, description="Per-batch generation time budget.")

@@ -50,21 +50,27 @@ def load_shadow(settings: Settings):  # -> SentimentClassifier | None
         return None
 
 
-def load_summarizer(settings: Settings):  # -> Summarizer | None
+def load_summarizer(settings: Settings):  # -> Summarizer | SummarizerProcess | None
+    """The summary lane's generator; with isolation=process, child processes that have loaded the model
+    (a model that cannot load fails here, with the child's own ModelLoadError)."""
     if settings.summarizer_mode != "abstractive":
         return None
     from pipeline.inference.summarizer import Summarizer, SummarizerConfig
 
-    return Summarizer.load(
-        settings.summarizer_model_dir,
-        SummarizerConfig(
-            max_new_tokens=settings.summarizer_max_new_tokens,
-            max_prompt_tokens=settings.summarizer_max_prompt_tokens,
-            batch_size=settings.summarizer_batch_size,
-            intra_op_threads=settings.summarizer_threads,
-            precision=settings.summarizer_precision,
-        ),
+    config = SummarizerConfig(
+        max_new_tokens=settings.summarizer_max_new_tokens,
+        max_prompt_tokens=settings.summarizer_max_prompt_tokens,
+        batch_size=settings.summarizer_batch_size,
+        intra_op_threads=settings.summarizer_threads,
+        precision=settings.summarizer_precision,
     )
+    if settings.summarizer_isolation == "thread":
+        return Summarizer.load(settings.summarizer_model_dir, config)
+    from pipeline.inference.process import SummarizerProcess
+
+    # one child per parallel generation chunk: the agent's executor runs summarizer_concurrency calls at once
+    return SummarizerProcess(settings.summarizer_model_dir, config, processes=settings.summarizer_concurrency,
+                             priority=settings.summarizer_priority).start()
 
 
 def run_worker(settings: Settings) -> None:
@@ -81,7 +87,8 @@ def run_worker(settings: Settings) -> None:
     summarizer = load_summarizer(settings)
     if summarizer is not None:
         s_info = summarizer.info
-        log.info("summarizer_loaded", model=s_info.name, version=s_info.version, precision=s_info.precision)
+        log.info("summarizer_loaded", model=s_info.name, version=s_info.version, precision=s_info.precision,
+                 isolation=settings.summarizer_isolation)
     shadow = load_shadow(settings)
     if shadow is not None:
         log.info("shadow_loaded", model=shadow.info.name, version=shadow.info.version,

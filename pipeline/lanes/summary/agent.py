@@ -7,7 +7,9 @@ source, publish the abstractive summary when it passes and the extractive one
 otherwise. A generation failure dead-letters the batch's requests (the events'
 sentiment was already published); so does a request with nothing to summarise
 (blank text) and one whose summary cannot be built or published: a request never
-fails its batch. Same at-least-once rules as the sentiment agent: offsets are
+fails its batch. A crash of the generation process (GeneratorCrashed) is transient,
+not the texts' fault: their extractive summaries are published instead
+(fallback_reason generation_error). Same at-least-once rules as the sentiment agent: offsets are
 committed only after every summary is acknowledged.
 """
 
@@ -31,6 +33,7 @@ from pipeline.deadletter import (
     Outgoing,
     dead_letter_record,
 )
+from pipeline.inference.process import GeneratorCrashed
 from pipeline.lanes.summary.policy import SummaryDecision, SummaryPolicy, decide
 from pipeline.lanes.summary.text import candidate_text
 from pipeline.logs import get_logger, mark_sensitive
@@ -240,6 +243,14 @@ class SummaryAgent:
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):  # CancelledError / KeyboardInterrupt: not ours to record
                     raise result
+                if isinstance(result, GeneratorCrashed):
+                    # The generation process died (killed, OOM): a transient failure of the machine, not of
+                    # these texts. Their extractive summaries (fallback_reason generation_error) serve the
+                    # reader better than dead letters; the next batch gets a fresh process.
+                    log.error("summary_generator_crashed", size=len(chunk), error=str(result))
+                    kept.extend(chunk)
+                    generated.extend([None] * len(chunk))
+                    continue
                 log.error("summary_generation_failed", size=len(chunk), error=f"{type(result).__name__}: {result}",
                           exc_info=result)
                 dead.extend(

@@ -87,6 +87,21 @@ async def test_generation_error_dead_letters_the_requests() -> None:
     assert letters[0]["source_topic"] == "texts.summarize"
 
 
+async def test_a_crashed_generation_process_publishes_extractive_summaries_not_dead_letters() -> None:
+    from pipeline.inference.process import GeneratorCrashed
+
+    out, dlq = MemoryTopic(), MemoryTopic()
+    agent = summary_agent(ScriptedGenerator(GeneratorCrashed("the summarizer process (pid 7) died during generation "
+                                                             "(killed by SIGKILL)")), out=out, dlq=dlq)
+    await agent.process(summary_request_events([BUS_SOURCE, BUS_SOURCE + " More."]))  # type: ignore[arg-type]
+    assert dlq.records == []
+    summaries = _published(out)
+    assert [s["id"] for s in summaries] == ["r0", "r1"]
+    assert all(s["method"] == "extractive" and s["fallback_reason"] == "generation_error" for s in summaries)
+    assert all(s["model"] is None and s["summary"] for s in summaries)
+    assert agent.stats.fallbacks == {"generation_error": 2}
+
+
 async def test_extractive_mode_never_needs_a_model() -> None:
     out = MemoryTopic()
     await summary_agent(None, mode="extractive", out=out).process(summary_request_events([BUS_SOURCE]))  # type: ignore[arg-type]
