@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     summarizer_max_new_tokens: int = Field(default=48, ge=1, le=512, description="Hard cap on generated tokens per summary.")
     summarizer_max_prompt_tokens: int = Field(default=384, ge=32, le=8192, description="Longer texts are head+tail truncated in the prompt.")
     summarizer_batch_time_budget_s: float = Field(default=30.0, gt=0, description="Per-batch generation time budget.")
+    summarizer_constrain_to_source: bool = Field(
+        default=False,
+        description="Source-constrained decoding: a number or capitalised name the model starts must continue a word "
+        "of the source text, else the best allowed token of the top 50 is taken (docs/summarizer.md, "
+        "'Source-constrained decoding').",
+    )
     faithfulness_threshold: float = Field(
         default=0.75, ge=0.0, le=1.0, description="Abstractive summaries scoring below this are replaced by the extractive one."
     )

@@ -63,6 +63,7 @@ def load_summarizer(settings: Settings):  # -> Summarizer | SummarizerProcess | 
         batch_size=settings.summarizer_batch_size,
         intra_op_threads=settings.summarizer_threads,
         precision=settings.summarizer_precision,
+        constrain_to_source=settings.summarizer_constrain_to_source,
     )
     if settings.summarizer_isolation == "thread":
         return Summarizer.load(settings.summarizer_model_dir, config)

@@ -39,12 +39,14 @@ def candidate_key(text_id: str, candidate: str) -> str:
 
 def generate_candidates(model_dir: Path, config_name: str, texts: list[LongText], *, precision: str = "int8",
                         max_new_tokens: int = 48, batch_size: int = 4, threads: int = 2,
+                        constrain_to_source: bool = False,
                         progress: Callable[[int, int, float], None] | None = None) -> list[Candidate]:
     from pipeline.inference.summarizer import Summarizer, SummarizerConfig
     from pipeline.lanes.summary.text import candidate_text
 
     model = Summarizer.load(model_dir, SummarizerConfig(
-        precision=precision, max_new_tokens=max_new_tokens, batch_size=batch_size, intra_op_threads=threads))
+        precision=precision, max_new_tokens=max_new_tokens, batch_size=batch_size, intra_op_threads=threads,
+        constrain_to_source=constrain_to_source))
     out: list[Candidate] = []
     started = time.monotonic()
     for start in range(0, len(texts), batch_size):
