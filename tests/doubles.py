@@ -60,6 +60,28 @@ class PoisonAwareClassifier:
         return [StubPrediction("positive", 0.9, False) for _ in texts]
 
 
+@dataclass(frozen=True)
+class StubToxicityPrediction:
+    label: str
+    score: float
+
+
+class WordToxicity:
+    """Toxicity stand-in: a text with a word from `words` is offensive; records what it was asked to score."""
+
+    info = StubModelInfo(name="stub-toxicity", version="0.1")
+
+    def __init__(self, words: Sequence[str] = ("idiot", "moron"), languages: Sequence[str] = ("en",)) -> None:
+        self.words = tuple(words)
+        self.languages = frozenset(languages)
+        self.seen: list[str] = []
+
+    def predict(self, texts: Sequence[str]) -> list[StubToxicityPrediction]:
+        self.seen.extend(texts)
+        return [StubToxicityPrediction("offensive", 0.9) if any(w in t.lower() for w in self.words)
+                else StubToxicityPrediction("clean", 0.8) for t in texts]
+
+
 # --- Faust events and topics -----------------------------------------------------------------
 
 

@@ -108,10 +108,14 @@ class LanguageGate:
 
     def decide(self, text: str) -> GateDecision:
         language = self.detect(text)
+        return GateDecision(language=language, skipped_reason=self.skip_reason(language, self.config.allowed))
+
+    def skip_reason(self, language: DetectedLanguage, allowed: frozenset[str]) -> str | None:
+        """The gate's rule for a model that handles `allowed`: the sentiment model's, or another's (toxicity)."""
         cfg = self.config
-        gated = (cfg.enabled and language.reliable and language.code not in cfg.allowed
+        gated = (cfg.enabled and language.reliable and language.code not in allowed
                  and language.confidence >= cfg.min_confidence)
-        return GateDecision(language=language, skipped_reason=UNSUPPORTED_LANGUAGE if gated else None)
+        return UNSUPPORTED_LANGUAGE if gated else None
 
     def decide_all(self, texts: Sequence[str]) -> list[GateDecision]:
         return [self.decide(text) for text in texts]

@@ -84,6 +84,8 @@ def build_entry(
     any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     if "progress" in parameters or any_keyword:
         kwargs.setdefault("progress", progress)
+    if entry.source.sha256 and ("sha256" in parameters or any_keyword):  # pinned source hashes, checked by the recipe
+        kwargs.setdefault("sha256", dict(entry.source.sha256))
     if "name" in parameters or any_keyword:  # export recipes name the manifest after the source otherwise
         kwargs.setdefault("name", entry.name)
     if takes_source:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.modelbuild import sentiment, summarizer
+from pipeline.modelbuild import sentiment, summarizer, toxicity
 from pipeline.modelbuild.base import is_built
 from pipeline.modelbuild.progress import ProgressFn
 
@@ -22,7 +22,14 @@ def build_default_models(
     summary_target = cache_dir / summarizer.SUMMARIZER_MODEL_NAME
     if force or not is_built(summary_target):
         summarizer.build_summarizer_smollm2(summary_target, progress=progress)
-    return [target, summary_target]
+    toxicity_target = cache_dir / toxicity.TOXICITY_MODEL_NAME
+    if force or not is_built(toxicity_target):
+        # Through the catalogue: the hashes its source files must have are pinned there.
+        from pipeline.catalogue import load_catalogue
+        from pipeline.modelbuild.catalogue_build import build_entry
+
+        build_entry(load_catalogue().get(toxicity.TOXICITY_MODEL_NAME), cache_dir, force=force, progress=progress)
+    return [target, summary_target, toxicity_target]
 
 
 def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:

@@ -30,7 +30,7 @@ from prometheus_client import (
 NAMESPACE = "streamnlp"
 
 Lane = Literal["sentiment", "summary"]
-ModelRole = Literal["sentiment", "summarizer", "shadow"]
+ModelRole = Literal["sentiment", "summarizer", "shadow", "toxicity"]
 
 # Up to the largest allowed STREAMNLP_BATCH_MAX_SIZE (4096), powers of two like the batch sizes people pick.
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -88,6 +88,9 @@ class WorkerMetrics:
         self._languages = Counter(
             "languages", "Texts by detected language (reliable detections; 'und' = too short to tell).",
             ["language"], namespace=ns, registry=r)
+        self._toxicity = Counter(
+            "toxicity", "Enriched events by toxicity label ('offensive', 'clean'; 'skipped:<reason>' when not scored).",
+            ["label"], namespace=ns, registry=r)
         self._shadow_comparisons = Counter(
             "shadow_comparisons",
             "Events scored by both the primary and the shadow sentiment model, by the two labels "
@@ -143,6 +146,10 @@ class WorkerMetrics:
     def languages_detected(self, codes: Iterable[str]) -> None:
         for code in codes:
             self._languages.labels(language=code).inc()
+
+    def toxicity_labelled(self, labels: Iterable[str]) -> None:
+        for label in labels:
+            self._toxicity.labels(label=label).inc()
 
     # --- shadow model ----------------------------------------------------------------------
     def shadow_compared(self, pairs: Iterable[tuple[str, str]], agreement_ratio: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -11,7 +12,7 @@ from pipeline.dashboard.service import install_dashboard
 from pipeline.inference.language import LanguageGate, LanguageGateConfig
 from pipeline.kafka.security import faust_credentials
 from pipeline.lanes.sentiment.agent import SentimentAgent
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, EnricherConfig
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, EnricherConfig, ToxicityModel
 from pipeline.lanes.sentiment.shadow import ShadowConfig, ShadowScorer
 from pipeline.lanes.summary.agent import Generator, SummaryAgent, SummaryAgentConfig, consumer_backlog
 from pipeline.lanes.summary.policy import SummaryPolicy
@@ -51,9 +52,10 @@ def language_gate(settings: Settings) -> LanguageGate:
 
 def create_app(
     settings: Settings, classifier: Classifier, summarizer: Generator | None = None,
-    *, metrics: WorkerMetrics | None = None, shadow: Classifier | None = None,
+    *, metrics: WorkerMetrics | None = None, shadow: Classifier | None = None, toxicity: ToxicityModel | None = None,
 ) -> tuple[faust.App, SentimentAgent]:
-    """The worker's Faust app; `shadow` is an optional second sentiment classifier (shadow mode)."""
+    """The worker's Faust app; `shadow` is an optional second sentiment classifier (shadow mode); `toxicity` the
+    offensive-language model scored in the sentiment lane's batches (None: toxicity off)."""
     metrics = metrics if metrics is not None else WorkerMetrics()
     app = StreamnlpApp(
         settings.consumer_group,
@@ -126,6 +128,7 @@ def create_app(
         metrics=metrics,
         gate=language_gate(settings),
         shadow=None if shadow is None else ShadowScorer(shadow, ShadowConfig(settings.shadow_sample_rate), metrics),
+        toxicity=toxicity,
     )
 
     @app.agent(input_topic, name="sentiment")
@@ -176,9 +179,10 @@ def create_app(
 
     readiness = Readiness.create(
         source_topics=[settings.input_topic] + ([settings.summary_requests_topic] if summaries_on else []),
-        required_models=["sentiment"] + (["summarizer"] if settings.summarizer_mode == "abstractive" else []),
+        required_models=["sentiment"] + (["summarizer"] if settings.summarizer_mode == "abstractive" else [])
+        + (["toxicity"] if toxicity is not None else []),
     )
-    _observe(app, metrics, readiness, classifier, summarizer, shadow)
+    _observe(app, metrics, readiness, classifier, summarizer, shadow, toxicity)
     if settings.web_port != 0:
         register_endpoints(app, metrics, readiness)
         if settings.dashboard_enabled:
@@ -223,11 +227,13 @@ def _wire_windows(
 
 def _observe(
     app: faust.App, metrics: WorkerMetrics, readiness: Readiness, classifier: Classifier, summarizer: Generator | None,
-    shadow: Classifier | None = None,
+    shadow: Classifier | None = None, toxicity: ToxicityModel | None = None,
 ) -> None:
     """Feed readiness and the metrics that no agent sees: models, assignment, lag, backpressure."""
     # create_app is handed loaded models (the worker loads them before anything touches Kafka).
-    for role, model in (("sentiment", classifier), ("summarizer", summarizer), ("shadow", shadow)):
+    models: tuple[tuple[str, Any], ...] = (("sentiment", classifier), ("summarizer", summarizer), ("shadow", shadow),
+                                           ("toxicity", toxicity))
+    for role, model in models:
         if model is not None:
             info = model.info
             metrics.model_loaded(role, name=str(info.name), version=str(info.version),  # type: ignore[arg-type]

@@ -50,6 +50,15 @@ def load_shadow(settings: Settings):  # -> SentimentClassifier | None
         return None
 
 
+def load_toxicity(settings: Settings):  # -> ToxicityClassifier | None
+    """The toxicity model, or None when STREAMNLP_TOXICITY_ENABLED=false (a missing model is a ModelLoadError)."""
+    if not settings.toxicity_enabled:
+        return None
+    from pipeline.inference.toxicity import ToxicityClassifier, ToxicityConfig
+
+    return ToxicityClassifier.load(settings.toxicity_model_dir, ToxicityConfig(threshold=settings.toxicity_threshold))
+
+
 def load_summarizer(settings: Settings):  # -> Summarizer | SummarizerProcess | None
     """The summary lane's generator; with isolation=process, child processes that have loaded the model
     (a model that cannot load fails here, with the child's own ModelLoadError)."""
@@ -85,6 +94,10 @@ def run_worker(settings: Settings) -> None:
     classifier = load_classifier(settings)
     info = classifier.info
     log.info("model_loaded", model=info.name, version=info.version, precision=info.precision, path=str(info.path))
+    toxicity = load_toxicity(settings)
+    if toxicity is not None:
+        log.info("toxicity_loaded", model=toxicity.info.name, version=toxicity.info.version,
+                 languages=sorted(toxicity.languages))
     summarizer = load_summarizer(settings)
     if summarizer is not None:
         s_info = summarizer.info
@@ -102,7 +115,7 @@ def run_worker(settings: Settings) -> None:
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
         runner.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _runner = create_app(settings, classifier, summarizer, shadow=shadow)
+    app, _runner = create_app(settings, classifier, summarizer, shadow=shadow, toxicity=toxicity)
     log.info(
         "worker_starting", worker=settings.worker_name, bootstrap=settings.bootstrap_servers,
         input=settings.input_topic, output=settings.output_topic, dlq=settings.dlq_topic,

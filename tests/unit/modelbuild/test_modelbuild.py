@@ -72,10 +72,12 @@ def test_hub_id_offline_fails_clearly(tmp_path, monkeypatch):
 
 def test_build_default_models_skips_built(tmp_path, monkeypatch):
     from pipeline.modelbuild import summarizer as summarizer_recipe
+    from pipeline.modelbuild import toxicity as toxicity_recipe
 
     target = tmp_path / sentiment_recipe.DEFAULT_MODEL_NAME
     summarizer = tmp_path / summarizer_recipe.SUMMARIZER_MODEL_NAME
-    for path in (target, summarizer):
+    toxicity = tmp_path / toxicity_recipe.TOXICITY_MODEL_NAME
+    for path in (target, summarizer, toxicity):
         path.mkdir()
         assert not is_built(path)
         (path / "manifest.json").write_text("{}")
@@ -85,13 +87,16 @@ def test_build_default_models_skips_built(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", boom)
     monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", boom)
-    assert build_default_models(tmp_path) == [target, summarizer]
+    monkeypatch.setattr(toxicity_recipe, "build_toxicity_linear", boom)
+    assert build_default_models(tmp_path) == [target, summarizer, toxicity]
 
     calls = []
     monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", lambda out, **k: calls.append(out))
     monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", lambda out, **k: calls.append(out))
+    # The toxicity recipe gets the catalogue's pinned hashes of its source files.
+    monkeypatch.setattr(toxicity_recipe, "build_toxicity_linear", lambda out, **k: calls.append((out, sorted(k["sha256"]))))
     build_default_models(tmp_path, force=True)
-    assert calls == [target, summarizer]
+    assert calls == [target, summarizer, (toxicity, ["model.joblib", "vectorizer.joblib"])]
 
 
 def test_data_split_deterministic_and_stratified():

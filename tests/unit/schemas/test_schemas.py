@@ -212,7 +212,7 @@ def test_enriched_event_has_no_text_limit():
 def test_enriched_event_ignores_unknown_fields():
     data = orjson.loads(to_json_bytes(_enriched()))
     data["schema_version"] = "1.4"
-    data["toxicity"] = {"label": "clean", "score": 0.01}
+    data["emotion"] = {"label": "joy", "score": 0.91}
     data["sentiment"]["calibrated_score"] = 0.97
     data["processing"]["gpu"] = None
     parsed = EnrichedEvent.model_validate_json(orjson.dumps(data))
@@ -287,6 +287,37 @@ def test_language_gated_event_is_the_documented_exception_for_v1_0_consumers():
         _ConsumerEnrichedV1_0.model_validate(payload)
     scored = orjson.loads(to_json_bytes(_enriched(language=Language(code="en", confidence=0.9, reliable=True))))
     assert _ConsumerEnrichedV1_0.model_validate(scored).sentiment.label == "positive"
+
+
+def _with_toxicity(**overrides) -> EnrichedEvent:
+    from schemas.events import Toxicity
+
+    toxicity = Toxicity(label="offensive", score=0.93, model="toxicity-linear", model_version="1.0.0+0c4325cf")
+    return _enriched(toxicity=toxicity, **overrides)
+
+
+def test_v1_3_toxicity_round_trips_and_validates():
+    payload = orjson.loads(to_json_bytes(_with_toxicity()))
+    assert payload["schema_version"] == ENRICHED_EVENT_SCHEMA_VERSION == "1.3"
+    assert payload["toxicity"]["label"] == "offensive" and payload["toxicity_skipped_reason"] is None
+    jsonschema.validate(payload, _schema("enriched_event.schema.json"), format_checker=jsonschema.FormatChecker())
+    assert EnrichedEvent.model_validate(payload).toxicity.score == pytest.approx(0.93)
+    disabled = orjson.loads(to_json_bytes(_enriched(toxicity_skipped_reason="disabled")))
+    assert disabled["toxicity"] is None and disabled["toxicity_skipped_reason"] == "disabled"
+    jsonschema.validate(disabled, _schema("enriched_event.schema.json"), format_checker=jsonschema.FormatChecker())
+    with pytest.raises(ValidationError):
+        EnrichedEvent.model_validate({**payload, "toxicity_skipped_reason": "too_rude"})
+
+
+@pytest.mark.parametrize("snapshot", ["enriched_event_v1_0.schema.json", "enriched_event_v1_2.schema.json"])
+def test_earlier_consumers_read_v1_3_output(snapshot):
+    """1.3 only adds fields: the frozen 1.0 and 1.2 schemas and a 1.0 consumer model accept it, scored or not."""
+    frozen = json.loads((FIXTURES / snapshot).read_text())
+    for event in (_with_toxicity(), _enriched(toxicity_skipped_reason="disabled"),
+                  _enriched(toxicity_skipped_reason="unsupported_language")):
+        payload = orjson.loads(to_json_bytes(event))
+        jsonschema.validate(payload, frozen, format_checker=jsonschema.FormatChecker())
+        assert _ConsumerEnrichedV1_0.model_validate(payload).sentiment.label == "positive"
 
 
 def test_sentiment_window_validates_against_published_schema():
