@@ -255,6 +255,11 @@ class Settings(BaseSettings):
         default=0.3, ge=0.0, le=1.0,
         description="Alert when a window's negative share exceeds the trailing mean of the source's previous windows by more than this.",
     )
+    window_offensive_alert_threshold: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="Alert when a window's offensive share (toxicity) exceeds the trailing mean of the source's previous "
+        "windows by more than this.",
+    )
     window_alert_min_count: int = Field(
         default=10, ge=1, description="Windows with fewer labelled events never alert and do not enter the trailing mean.",
     )

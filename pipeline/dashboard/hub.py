@@ -57,11 +57,15 @@ class _Bucket:
     signed_sum: float = 0.0
     positive: int = 0
     negative: int = 0
+    toxicity_scored: int = 0  # events with a toxicity label
+    offensive: int = 0
 
     def point(self, source: str, start: float) -> dict[str, Any]:
         return {"source": source, "t": start, "n": self.n, "skipped": self.skipped,
                 "mean": round(self.signed_sum / self.n, 4) if self.n else None,
-                "positive": self.positive, "negative": self.negative}
+                "positive": self.positive, "negative": self.negative,
+                "offensive": self.offensive, "toxicity_scored": self.toxicity_scored,
+                "offensive_share": round(self.offensive / self.toxicity_scored, 4) if self.toxicity_scored else None}
 
 
 def signed_score(label: str | None, score: float | None) -> float | None:
@@ -89,7 +93,7 @@ class Hub:
         self._alerts: deque[dict[str, Any]] = deque(maxlen=config.alerts)
         self._samples: deque[dict[str, Any]] = deque(maxlen=config.samples)
         self._last_sample: StatsSample | None = None
-        self.totals = {"events": 0, "summaries": 0, "windows": 0, "alerts": 0, "duplicates": 0}
+        self.totals = {"events": 0, "summaries": 0, "windows": 0, "alerts": 0, "duplicates": 0, "offensive": 0}
 
     # --- inputs ----------------------------------------------------------------------------
     def enriched(self, event: Mapping[str, Any], timestamp_ms: int) -> list[Update]:
@@ -105,6 +109,10 @@ class Hub:
         sentiment = event.get("sentiment") if isinstance(event.get("sentiment"), Mapping) else None
         label = _str(sentiment.get("label")) if sentiment else None
         score = _num(sentiment.get("score")) if sentiment else None
+        scored = event.get("toxicity") if isinstance(event.get("toxicity"), Mapping) else None
+        toxicity = _str(scored.get("label")) if scored else None
+        toxicity_score = _num(scored.get("score")) if scored else None
+        self.totals["offensive"] += toxicity == "offensive"
         detected = event.get("language")
         language: Mapping[str, Any] = detected if isinstance(detected, Mapping) else {}
         source = windows.source_key(_str(event.get("source")))
@@ -113,6 +121,8 @@ class Hub:
             "label": label, "score": None if score is None else round(score, 4),
             "language": _str(language.get("code")),
             "skipped_reason": _str(event.get("sentiment_skipped_reason")),
+            "toxicity": toxicity, "toxicity_score": None if toxicity_score is None else round(toxicity_score, 4),
+            "toxicity_skipped_reason": _str(event.get("toxicity_skipped_reason")),
             "summary_status": _str(event.get("summary_status")),
         }
         if self.config.show_text:
@@ -124,7 +134,8 @@ class Hub:
         while len(self._events) > self.config.events:
             self._events.popitem(last=False)
         updates: list[Update] = [{"type": "event", "data": row}]
-        point = self._add_to_series(self._series_name(source), timestamp_ms / 1000.0, signed_score(label, score), label)
+        point = self._add_to_series(self._series_name(source), timestamp_ms / 1000.0, signed_score(label, score), label,
+                                    toxicity)
         if point is not None:
             updates.append({"type": "point", "data": point})
         return updates
@@ -165,6 +176,8 @@ class Hub:
             "window_start": _str(window.get("window_start")), "window_end": _str(window.get("window_end")),
             "reason": _str(window.get("alert_reason")),
             "negative_share": _num(window.get("negative_share")), "mean_score": _num(window.get("mean_score")),
+            "offensive_share": _num(window.get("offensive_share")),
+            "kinds": [k for k in window.get("alert_kinds") or [] if isinstance(k, str)],
             "total": _num(window.get("total")),
             "most_negative_ids": [i for i in window.get("most_negative_ids") or [] if isinstance(i, str)][:5],
         }
@@ -223,7 +236,8 @@ class Hub:
             series = self._series[source] = OrderedDict()
         return series
 
-    def _add_to_series(self, source: str, at_s: float, signed: float | None, label: str | None) -> dict[str, Any] | None:
+    def _add_to_series(self, source: str, at_s: float, signed: float | None, label: str | None,
+                       toxicity: str | None = None) -> dict[str, Any] | None:
         series = self._series_for(source)
         if series is None:
             return None
@@ -247,6 +261,9 @@ class Hub:
             bucket.signed_sum += signed
             bucket.positive += label == "positive"
             bucket.negative += label == "negative"
+        if toxicity is not None:
+            bucket.toxicity_scored += 1
+            bucket.offensive += toxicity == "offensive"
         return bucket.point(source, start)
 
     def _clip(self, text: Any) -> str | None:

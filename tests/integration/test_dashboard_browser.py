@@ -132,6 +132,9 @@ def test_dashboard_updates_live_in_headless_chromium(
         # All of them (they arrive partition by partition), so later growth can only come from the next batch.
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#events tr[data-id^="dash-a-"]')) == len(first))
         wait.until(lambda d: _point_count(d) >= 1)
+        # Toxicity is scored in the same batch: every row has a toxicity cell with a label.
+        cells = browser.find_elements(By.CSS_SELECTOR, f'#events tr[data-id="{first[0]["id"]}"] td')
+        assert cells[3].text.split()[0] in {"clean", "offensive"}, [c.text for c in cells]
         points_before = _point_count(browser)
         browser.execute_script("window.__marker = arguments[0];", token)
 

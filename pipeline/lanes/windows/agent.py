@@ -35,6 +35,7 @@ State keys (p = partition of the route topic; each lives in state partition p):
   `w|<p>|<source>|<start ms>`  the window's accumulator (pipeline.lanes.windows.logic.WindowAcc)
   `s|<p>`                      the partition's watermark when it last closed windows
   `h|<p>|<source>`             the source's trailing negative shares (spike baseline)
+  `o|<p>|<source>`             the source's trailing offensive shares (toxicity spike baseline)
 
 Delivery: at-least-once like the rest of the worker. State writes are flushed
 before input offsets are committed; records replayed after a crash are
@@ -76,6 +77,7 @@ class WindowAgentConfig:
     worker: str
     window: windows.WindowConfig = windows.WindowConfig()
     spike: windows.SpikeConfig = windows.SpikeConfig()
+    offensive_spike: windows.SpikeConfig = windows.SpikeConfig(threshold=0.2)
     idle_flush_s: float = 120.0   # 0 = never flush on idle
     future_tolerance_s: float = windows.DEFAULT_FUTURE_TOLERANCE_S
 
@@ -90,6 +92,7 @@ class RouteItem(BaseModel):
     origin: tuple[int, int] | None = None  # (partition, offset) on texts.enriched: replays are recognised by it
     label: str | None = None  # None: sentiment skipped (language gate)
     score: float | None = None
+    toxicity: str | None = None  # toxicity label; None: not scored (off, or gated)
 
 
 def event_time(obj: dict[str, Any], kafka_ts_s: float | None) -> float:
@@ -123,9 +126,11 @@ def route_item(value: bytes | None, kafka_ts_s: float | None, origin: tuple[int,
         label = sentiment["label"]
         raw_score = sentiment.get("score")
         score = float(raw_score) if isinstance(raw_score, (int, float)) else 0.0
+    toxicity = obj.get("toxicity")
+    toxic_label = toxicity["label"] if isinstance(toxicity, dict) and isinstance(toxicity.get("label"), str) else None
     return RouteItem(
         id=obj["id"], source=windows.source_key(source if isinstance(source, str) else None),
-        t=event_time(obj, kafka_ts_s), kt=kafka_ts_s, label=label, score=score, origin=origin,
+        t=event_time(obj, kafka_ts_s), kt=kafka_ts_s, label=label, score=score, origin=origin, toxicity=toxic_label,
     )
 
 
@@ -182,6 +187,10 @@ def _state_key(partition: int) -> str:
 
 def _history_key(partition: int, source: str) -> str:
     return f"h|{partition}|{source}"
+
+
+def _offensive_history_key(partition: int, source: str) -> str:
+    return f"o|{partition}|{source}"
 
 
 @dataclass
@@ -292,7 +301,7 @@ class WindowAggregator:
                 return
             acc["origins"][origin_partition] = origin_offset
         windows.add_event(acc, event_id=item.id, label=item.label, score=item.score, event_time_s=item.t,
-                          top_k=self.config.window.top_k)
+                          top_k=self.config.window.top_k, toxicity=item.toxicity)
         await self.state.set(key, acc)
         self.stats.counted += 1
 
@@ -343,6 +352,10 @@ class WindowAggregator:
         source = acc["source"]
         history = self.state.get(_history_key(partition, source)) or []
         result, new_history = windows.close(acc, history, self.config.spike)
+        offensive_history = self.state.get(_offensive_history_key(partition, source)) or []
+        toxic, new_offensive_history = windows.close_offensive(acc, offensive_history, self.config.offensive_spike)
+        kinds = [kind for kind, spike in (("negative_share", result.spike), ("offensive_share", toxic.spike)) if spike.alert]
+        reasons = [spike.reason for spike in (result.spike, toxic.spike) if spike.alert and spike.reason]
         window_start, window_end = windows.window_bounds(acc)
         window = SentimentWindow(
             source=source,
@@ -354,9 +367,14 @@ class WindowAggregator:
             mean_score=None if result.mean_score is None else round(result.mean_score, 6),
             negative_share=round(result.negative_share, 6),
             most_negative_ids=result.most_negative_ids,
-            alert=result.spike.alert,
-            alert_reason=result.spike.reason,
+            alert=bool(kinds),
+            alert_kinds=kinds,  # type: ignore[arg-type]  # the two literals above
+            alert_reason="; ".join(reasons) or None,
             baseline_negative_share=None if result.spike.baseline is None else round(result.spike.baseline, 6),
+            toxicity_scored=toxic.scored,
+            offensive=toxic.offensive,
+            offensive_share=None if toxic.share is None else round(toxic.share, 6),
+            baseline_offensive_share=None if toxic.spike.baseline is None else round(toxic.spike.baseline, 6),
             worker=self.config.worker,
             closed_at=datetime.now(UTC),
         )
@@ -366,11 +384,14 @@ class WindowAggregator:
         await self.state.delete(_acc_key(partition, source, acc["start"]))
         if new_history != history:
             await self.state.set(_history_key(partition, source), new_history)
+        if new_offensive_history != offensive_history:
+            await self.state.set(_offensive_history_key(partition, source), new_offensive_history)
         self.stats.closed += 1
         self.stats.alerts += int(window.alert)
         self.metrics.window_closed(window.alert)
         log.info("window_closed", source=source, window_start=window.window_start.isoformat(), total=window.total,
-                 negative_share=window.negative_share, alert=window.alert)
+                 negative_share=window.negative_share, offensive_share=window.offensive_share, alert=window.alert,
+                 alert_kinds=kinds)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker no longer owns (their next owner restores them)."""
@@ -400,6 +421,8 @@ def window_agents_config(settings: Settings) -> WindowAgentConfig:
         window=windows.WindowConfig(size_s=settings.window_size_s, grace_s=settings.window_grace_s),
         spike=windows.SpikeConfig(threshold=settings.window_alert_threshold, min_count=settings.window_alert_min_count,
                                   trailing=settings.window_trailing),
+        offensive_spike=windows.SpikeConfig(threshold=settings.window_offensive_alert_threshold,
+                                            min_count=settings.window_alert_min_count, trailing=settings.window_trailing),
         idle_flush_s=settings.window_idle_flush_s,
         future_tolerance_s=settings.window_future_tolerance_s,
     )

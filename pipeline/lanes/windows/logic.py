@@ -9,6 +9,12 @@ The window's `mean_score` is the mean *signed* score: +p for "positive", -p for
 "negative", 0 for any other label, so -1 = confidently negative, +1 = confidently
 positive, and opposing events cancel out instead of averaging to "confident".
 
+Toxicity: each event may also carry a toxicity label; the window counts the events
+scored for toxicity and the offensive ones, and `offensive_share` (offensive over
+scored) gets its own spike rule and trailing history, so a burst of abuse alerts
+even when sentiment does not move. Accumulators saved before toxicity existed lack
+those keys and count as zero.
+
 Event times from the future: the watermark only moves forward, so one event
 stamped 2099 would make every later event late for good (and a window near
 year 9999 cannot even be published: its end is past `datetime.max`). An event
@@ -29,6 +35,7 @@ from typing import Any
 UNKNOWN_SOURCE = "unknown"
 NEGATIVE = "negative"
 POSITIVE = "positive"
+OFFENSIVE = "offensive"
 DEFAULT_TOP_K = 5
 DEFAULT_FUTURE_TOLERANCE_S = 300.0
 #: Earlier event times are raised to this: one day (the largest window size setting) after
@@ -133,14 +140,20 @@ def new_acc(source: str, start: float, size_s: float) -> WindowAcc:
         "negatives": [],       # [[signed score, id], ...] most negative first, at most top_k
         "max_event_time": start,
         "origins": {},         # origin partition -> highest origin offset counted (replays are skipped)
+        "toxicity_scored": 0,  # events with a toxicity label
+        "offensive": 0,        # of those, labelled offensive
     }
 
 
 def add_event(
     acc: WindowAcc, *, event_id: str, label: str | None, score: float | None, event_time_s: float, top_k: int,
+    toxicity: str | None = None,
 ) -> None:
-    """Count one event (label None = sentiment skipped)."""
+    """Count one event (label None = sentiment skipped; toxicity None = not scored for toxicity)."""
     acc["max_event_time"] = max(acc["max_event_time"], event_time_s)
+    if toxicity is not None:
+        acc["toxicity_scored"] = acc.get("toxicity_scored", 0) + 1
+        acc["offensive"] = acc.get("offensive", 0) + (toxicity == OFFENSIVE)
     if label is None or score is None:
         acc["skipped"] += 1
         return
@@ -161,6 +174,8 @@ def merge(into: WindowAcc, other: WindowAcc, top_k: int) -> None:
         into["counts"][label] = into["counts"].get(label, 0) + count
     into["skipped"] += other["skipped"]
     into["signed_sum"] += other["signed_sum"]
+    for key in ("toxicity_scored", "offensive"):
+        into[key] = into.get(key, 0) + other.get(key, 0)
     negatives = into["negatives"] + [list(pair) for pair in other["negatives"]]
     negatives.sort(key=lambda pair: (pair[0], pair[1]))
     into["negatives"] = negatives[:top_k]
@@ -185,6 +200,12 @@ def negative_share(acc: WindowAcc) -> float:
     return acc["counts"].get(NEGATIVE, 0) / total if total else 0.0
 
 
+def offensive_share(acc: WindowAcc) -> float | None:
+    """Offensive events over events scored for toxicity; None when none was (toxicity off, or gated)."""
+    scored = acc.get("toxicity_scored", 0)
+    return acc.get("offensive", 0) / scored if scored else None
+
+
 def most_negative_ids(acc: WindowAcc) -> list[str]:
     return [event_id for _, event_id in acc["negatives"]]
 
@@ -205,10 +226,12 @@ def closable(accs: Iterable[WindowAcc], grace_s: float, watermark: float) -> lis
     return sorted((a for a in accs if is_closed(a["end"], grace_s, watermark)), key=lambda a: (a["start"], a["source"]))
 
 
-def detect_spike(negative_share_now: float, scored: int, history: Sequence[float], config: SpikeConfig) -> Spike:
-    """Alert when this window's negative share exceeds the mean of the previous `trailing` shares by > threshold.
+def detect_spike(negative_share_now: float, scored: int, history: Sequence[float], config: SpikeConfig,
+                 what: str = "negative share") -> Spike:
+    """Alert when this window's share exceeds the mean of the previous `trailing` shares by > threshold.
 
-    `history` is the negative shares of the source's previous closed windows, oldest first.
+    `history` is the shares of the source's previous closed windows, oldest first; `what` names
+    the share in the reason (the negative share, or the offensive share).
     """
     recent = list(history)[-config.trailing:] if config.trailing > 0 else []
     baseline = sum(recent) / len(recent) if recent else None
@@ -219,7 +242,7 @@ def detect_spike(negative_share_now: float, scored: int, history: Sequence[float
         return Spike(False, baseline, None)
     if jump > config.threshold:
         return Spike(True, baseline, (
-            f"negative share {negative_share_now:.2f} is {jump:.2f} above the trailing mean {baseline:.2f} "
+            f"{what} {negative_share_now:.2f} is {jump:.2f} above the trailing mean {baseline:.2f} "
             f"of {len(recent)} window(s) (threshold {config.threshold:.2f})"
         ))
     return Spike(False, baseline, None)
@@ -244,6 +267,32 @@ class ClosedWindow:
     negative_share: float
     most_negative_ids: list[str]
     spike: Spike
+
+
+@dataclass(frozen=True)
+class OffensiveFigures:
+    """A closed window's toxicity figures and their spike (its own threshold and history)."""
+
+    scored: int
+    offensive: int
+    share: float | None
+    spike: Spike
+
+
+def close_offensive(acc: WindowAcc, history: Sequence[float], spike: SpikeConfig) -> tuple[OffensiveFigures, list[float]]:
+    """Toxicity figures of a closed window and the source's new trailing offensive shares.
+
+    Same rule as `close`: only windows with at least `min_count` toxicity-scored events alert
+    or enter the history.
+    """
+    scored = acc.get("toxicity_scored", 0)
+    share = offensive_share(acc)
+    figures = OffensiveFigures(
+        scored=scored, offensive=acc.get("offensive", 0), share=share,
+        spike=detect_spike(share or 0.0, scored, history, spike, what="offensive share"),
+    )
+    new_history = push_history(list(history), share or 0.0, spike.trailing) if scored >= spike.min_count else list(history)
+    return figures, new_history
 
 
 def close(acc: WindowAcc, history: Sequence[float], spike: SpikeConfig) -> tuple[ClosedWindow, list[float]]:

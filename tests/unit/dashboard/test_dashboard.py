@@ -52,7 +52,8 @@ def test_events_fall_into_time_buckets_per_source() -> None:
     app = points(hub, "app")
     assert [(p["t"], p["n"], p["mean"]) for p in app] == [(T0, 2, pytest.approx(0.2)), (T0 + 10, 1, 1.0)]
     web = points(hub, "web")
-    assert web == [{"source": "web", "t": T0, "n": 1, "skipped": 1, "mean": -0.5, "positive": 0, "negative": 1}]
+    assert web == [{"source": "web", "t": T0, "n": 1, "skipped": 1, "mean": -0.5, "positive": 0, "negative": 1,
+                    "offensive": 0, "toxicity_scored": 0, "offensive_share": None}]
 
 
 def test_an_update_carries_the_bucket_it_changed() -> None:
@@ -60,8 +61,28 @@ def test_an_update_carries_the_bucket_it_changed() -> None:
     hub.enriched(enriched("a", "positive", 0.6), ms(T0))
     updates = hub.enriched(enriched("b", "negative", 0.2), ms(T0 + 4))
     assert [u["type"] for u in updates] == ["event", "point"]
-    assert updates[1]["data"] == {"source": "app", "t": T0, "n": 2, "skipped": 0, "mean": 0.2, "positive": 1, "negative": 1}
+    assert updates[1]["data"] == {"source": "app", "t": T0, "n": 2, "skipped": 0, "mean": 0.2, "positive": 1, "negative": 1,
+                                  "offensive": 0, "toxicity_scored": 0, "offensive_share": None}
     assert updates[0]["data"]["id"] == "b" and updates[0]["data"]["label"] == "negative"
+
+
+def test_toxicity_labels_rows_and_the_offensive_share_per_bucket() -> None:
+    hub = Hub(HubConfig(bucket_s=10))
+    for i, label in enumerate(["offensive", "clean", "clean", None]):
+        event = enriched(f"t{i}")
+        event["toxicity"] = None if label is None else {"label": label, "score": 0.93}
+        event["toxicity_skipped_reason"] = "unsupported_language" if label is None else None
+        updates = hub.enriched(event, ms(T0 + i))
+    point = points(hub, "app")[0]
+    assert (point["offensive"], point["toxicity_scored"], point["offensive_share"]) == (1, 3, 0.3333)
+    rows = {row["id"]: row for row in hub.snapshot()["events"]}
+    assert rows["t0"]["toxicity"] == "offensive" and rows["t0"]["toxicity_score"] == 0.93
+    assert rows["t3"]["toxicity"] is None and rows["t3"]["toxicity_skipped_reason"] == "unsupported_language"
+    assert updates[0]["data"]["toxicity_skipped_reason"] == "unsupported_language"
+    assert hub.totals["offensive"] == 1
+    alert = hub.window({"source": "app", "alert": True, "alert_kinds": ["offensive_share"], "offensive_share": 0.8,
+                        "alert_reason": "offensive share 0.80 is 0.60 above the trailing mean 0.20"})
+    assert alert[0]["data"]["kinds"] == ["offensive_share"] and alert[0]["data"]["offensive_share"] == 0.8
 
 
 def test_buckets_per_source_are_bounded_and_late_events_ignored() -> None:
