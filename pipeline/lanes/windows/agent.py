@@ -368,7 +368,7 @@ class WindowAggregator:
             negative_share=round(result.negative_share, 6),
             most_negative_ids=result.most_negative_ids,
             alert=bool(kinds),
-            alert_kinds=kinds,  # type: ignore[arg-type]  # the two literals above
+            alert_kinds=kinds,
             alert_reason="; ".join(reasons) or None,
             baseline_negative_share=None if result.spike.baseline is None else round(result.spike.baseline, 6),
             toxicity_scored=toxic.scored,
