@@ -31,6 +31,11 @@ def test_bench_runs_every_lane(default_model_dir: Path, summarizer_model_dir: Pa
     assert set(report["ratios"]) == {"pipeline/bare", "pipeline/naive"}
     assert report["latency_run"]["p99_ms"] is not None
     assert report["summary_lane"]["summaries"]["docs"] == 1
+    # the same mixed stream with generation in a SCHED_IDLE process (the default), at nice 19, and in a thread
+    assert set(report["summary_isolation"]) == {"process-idle", "process-nice", "thread"}
+    for mixed in report["summary_isolation"].values():
+        assert mixed["summaries"]["docs"] == 1 and 0 <= mixed["summaries"]["fallback_share"] <= 1
+        assert mixed["sentiment_p99_ratio"] is not None
     assert report["scaling"]["consumers"] == 2
     assert "ETA" in done.stderr  # progress while running
     assert orjson.loads(out.with_suffix(".json").read_bytes())["ratios"] == report["ratios"]

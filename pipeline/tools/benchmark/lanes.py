@@ -73,7 +73,9 @@ class Collector:
 
     settings: Settings
     topics: list[str]
+    methods_topic: str | None = None  # summaries: also record each key's (method, fallback_reason)
     arrivals: dict[str, dict[str, float]] = field(default_factory=dict)  # topic -> key -> time.time()
+    methods: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     _task: asyncio.Task | None = None
     _follower: TopicFollower | None = None
 
@@ -90,7 +92,11 @@ class Collector:
             records = await self._follower.poll(0.2, max_records=5000)
             now = time.time()
             for record in records:
-                self.arrivals[record.topic].setdefault((record.key or b"").decode(), now)
+                key = (record.key or b"").decode()
+                self.arrivals[record.topic].setdefault(key, now)
+                if record.topic == self.methods_topic and key not in self.methods:
+                    summary = orjson.loads(record.value or b"{}")
+                    self.methods[key] = (str(summary.get("method")), summary.get("fallback_reason"))
 
     async def wait_for(self, topic: str, keys: Sequence[str], timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
         seen = self.arrivals[topic]
@@ -140,7 +146,8 @@ class KafkaLane:
         self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=5)
         await self.producer.start()
         self._stack.push_async_callback(self.producer.stop)
-        self.collector = await self._stack.enter_async_context(Collector(s, [s.output_topic, s.summaries_topic]))
+        self.collector = await self._stack.enter_async_context(
+            Collector(s, [s.output_topic, s.summaries_topic], methods_topic=s.summaries_topic))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -223,10 +230,18 @@ class KafkaLane:
             await self.collector.wait_for(self.settings.summaries_topic, long_keys, timeout_s, self.alive)
             summaries = self.collector.arrivals[self.settings.summaries_topic]
             last = max(summaries[k] for k in long_keys)
+            methods = [self.collector.methods.get(k, ("unknown", None)) for k in long_keys]
+            reasons: dict[str, int] = {}
+            for method, reason in methods:
+                if method != "abstractive":
+                    reasons[reason or "unknown"] = reasons.get(reason or "unknown", 0) + 1
             result["summaries"] = {
                 "docs": len(long_keys), "seconds": round(last - start, 2),
                 "docs_per_s": round(len(long_keys) / (last - start), 2),
                 "summary_latency": percentiles((summaries[k] - sent[k]) * 1000 for k in long_keys),
+                "abstractive": sum(1 for method, _ in methods if method == "abstractive"),
+                "fallback_share": round(sum(reasons.values()) / len(long_keys), 3),
+                "fallback_reasons": reasons,
             }
         return result
 

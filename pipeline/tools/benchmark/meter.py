@@ -33,9 +33,26 @@ def peak_rss_bytes(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss  # not Linux: the current RSS is the best there is
 
 
+def _family(pid: int) -> list[psutil.Process]:
+    """A process and its live children: a worker's summary generation processes are part of its cost."""
+    process = psutil.Process(pid)
+    return [process, *process.children(recursive=True)]
+
+
+def _family_peak_rss(pid: int) -> int:
+    total = 0
+    for member in _family(pid):
+        try:
+            total += peak_rss_bytes(member.pid)
+        except (FileNotFoundError, psutil.NoSuchProcess):  # exited since it was listed
+            continue
+    return total
+
+
 @dataclass
 class ProcessMeter:
-    """CPU seconds of some processes (e.g. workers) between `start()` and `stop()`, and their peak RSS."""
+    """CPU seconds of some processes (e.g. workers) and their children between `start()` and `stop()`, and
+    their peak RSS (per process: its own plus its children's peaks; the largest such sum)."""
 
     pids: Sequence[int]
     _cpu_start: float = 0.0
@@ -45,8 +62,12 @@ class ProcessMeter:
     def _cpu(self) -> float:
         total = 0.0
         for pid in self.pids:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
+            for member in _family(pid):
+                try:
+                    times = member.cpu_times()
+                except psutil.NoSuchProcess:  # exited since it was listed
+                    continue
+                total += times.user + times.system
         return total
 
     def start(self) -> ProcessMeter:
@@ -55,7 +76,7 @@ class ProcessMeter:
 
     def stop(self) -> ProcessMeter:
         self.cpu_s = self._cpu() - self._cpu_start
-        self.peak_rss = max(peak_rss_bytes(pid) for pid in self.pids)
+        self.peak_rss = max(_family_peak_rss(pid) for pid in self.pids)
         return self
 
 

@@ -21,6 +21,18 @@ from pipeline.tools.benchmark.texts import bench_texts, long_texts
 #: Offered load of the latency runs, as a share of the lane's own measured drain throughput.
 LATENCY_LOAD = 0.5
 
+#: How the summary lane can share the cores with sentiment; the mixed-stream run is repeated for each,
+#: at the same rate with the same texts, each on a fresh worker (docs/summarizer.md, "Sentiment first").
+ISOLATION_VARIANTS: dict[str, dict[str, str]] = {
+    "process-idle": {"summarizer_isolation": "process", "summarizer_priority": "idle"},
+    "process-nice": {"summarizer_isolation": "process", "summarizer_priority": "nice"},
+    "thread": {"summarizer_isolation": "thread"},
+}
+
+
+def isolation_label(settings: Settings) -> str:
+    return "thread" if settings.summarizer_isolation == "thread" else f"process-{settings.summarizer_priority}"
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -34,7 +46,7 @@ class BenchConfig:
     command: str = "streamnlp bench"
 
 
-def _expected_steps(config: BenchConfig) -> dict[str, float]:
+def _expected_steps(config: BenchConfig, isolation: str = "process-idle") -> dict[str, float]:
     """Rough seconds per step on the 2-core reference machine, for the ETA."""
     per_event = config.events / 1000
     steps = {"broker": 3.0, "bare": 12 + 6 * per_event + config.latency_seconds}
@@ -45,6 +57,8 @@ def _expected_steps(config: BenchConfig) -> dict[str, float]:
                   "pipeline: latency": config.latency_seconds + 3})
     if config.summaries:
         steps["pipeline: mixed stream"] = config.latency_seconds + 4 * config.long_docs
+        for variant in ISOLATION_VARIANTS.keys() - {isolation}:  # the pipeline lane runs `isolation`
+            steps[f"mixed stream: {variant}"] = 25.0 + config.latency_seconds + 4 * config.long_docs
     if config.workers > 1:
         steps[f"pipeline: {config.workers} workers"] = 40 + 7 * per_event
     steps["bare again"] = steps["bare"]
@@ -64,7 +78,7 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                    "long_docs": config.long_docs, "workers": config.workers, "threads": _threads(base),
                    "batch_max_size": base.batch_max_size, "batch_max_wait_ms": base.batch_max_wait_ms,
                    "inference_batch_size": base.inference_batch_size, "model_precision": base.model_precision,
-                   "summarizer_mode": base.summarizer_mode},
+                   "summarizer_mode": base.summarizer_mode, "summarizer_isolation": isolation_label(base)},
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_at_start": os.getloadavg()[0]},
         "lanes": {},
@@ -104,6 +118,20 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                 longs = long_texts(config.long_docs, summary_min_chars=base.summary_min_chars, seed=config.seed)
                 report["summary_lane"] = await lane.paced(texts.texts[: paced_count(rate)], rate,
                                                           drain_timeout + 60 * config.long_docs, long_texts=longs)
+                report["summary_isolation"] = {isolation_label(lane.settings): report["summary_lane"]}
+        if "summary_isolation" in report:
+            # The same mixed stream (same short texts at the same rate, same long texts) on a fresh worker for
+            # each other way of isolating generation: sentiment p99 of each against the one measured alone above.
+            for variant, update in ISOLATION_VARIANTS.items():
+                if variant in report["summary_isolation"]:
+                    continue
+                progress.step(f"mixed stream: {variant}", "(fresh worker, same texts and rate)")
+                settings = lane_settings(base, f"mixed-{variant}", work).model_copy(update=update)
+                async with KafkaLane(f"mixed-{variant}", settings) as lane:
+                    start_worker(lane, work / f"mixed-{variant}.log")
+                    await lane.warm(base.topic_partitions)
+                    report["summary_isolation"][variant] = await lane.paced(
+                        texts.texts[: paced_count(rate)], rate, drain_timeout + 60 * config.long_docs, long_texts=longs)
         if config.workers > 1:
             # Scale-out on one machine: K processes share the cores, so each gets cores/K ONNX threads
             # (K workers x all cores each would oversubscribe the CPU; docs/operations.md "Scaling out").
@@ -161,11 +189,11 @@ def add_ratios(report: dict[str, Any]) -> dict[str, Any]:
             "p99_over_bare_batch": round(p99 / batch_ms, 2) if p99 and batch_ms else None,
             "bare_p99_ms": (bare or {}).get("paced", {}).get("latency", {}).get("p99_ms"),
         }
-    mixed = report.get("summary_lane")
-    if mixed and pipeline and "paced" in pipeline:
-        alone = pipeline["paced"]["latency"]["p99_ms"]
-        mixed["sentiment_p99_alone_ms"] = alone
-        mixed["sentiment_p99_ratio"] = round(mixed["latency"]["p99_ms"] / alone, 2) if alone else None
+    for mixed in (report.get("summary_isolation") or {"default": report.get("summary_lane")}).values():
+        if mixed and pipeline and "paced" in pipeline:
+            alone = pipeline["paced"]["latency"]["p99_ms"]
+            mixed["sentiment_p99_alone_ms"] = alone
+            mixed["sentiment_p99_ratio"] = round(mixed["latency"]["p99_ms"] / alone, 2) if alone else None
     scaling = report.get("scaling")
     if scaling and pipeline:
         k = scaling["consumers"]
@@ -175,5 +203,5 @@ def add_ratios(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_bench(base: Settings, config: BenchConfig) -> dict[str, Any]:
-    progress = StepProgress(_expected_steps(config))
+    progress = StepProgress(_expected_steps(config, isolation_label(base)))
     return asyncio.run(run_bench_async(base, config, progress))

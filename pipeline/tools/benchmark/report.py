@@ -51,13 +51,18 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"p50 {_fmt(run['p50_ms'])} ms, p99 {_fmt(run['p99_ms'])} ms = {_fmt(run['p99_over_bare_batch'])}× "
                      f"the bare batch time ({_fmt(run['bare_batch_ms'])} ms for {cfg['batch_max_size']} texts); bare p99 at "
                      f"the same share of its own throughput {_fmt(run.get('bare_p99_ms'))} ms")
-    mixed = report.get("summary_lane")
-    if mixed and "summaries" in mixed:
+    variants = report.get("summary_isolation") or {cfg.get("summarizer_isolation", "default"): report.get("summary_lane")}
+    for variant, mixed in variants.items():
+        if not mixed or "summaries" not in mixed:
+            continue
         s = mixed["summaries"]
-        lines.append(f"- **summary lane**: {s['docs']} long texts at once with the paced short stream: "
-                     f"{_fmt(s['docs_per_s'])} docs/s (last summary after {_fmt(s['seconds'])} s); sentiment p99 "
-                     f"{_fmt(mixed['latency']['p99_ms'])} ms vs {_fmt(mixed.get('sentiment_p99_alone_ms'))} ms without "
-                     f"long texts ({_fmt(mixed.get('sentiment_p99_ratio'))}×)")
+        default = " (the worker's setting)" if variant == cfg.get("summarizer_isolation") else ""
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.get("fallback_reasons", {}).items())) or "none"
+        lines.append(f"- **summaries in flight, {variant}**{default}: {s['docs']} long texts at once with the paced "
+                     f"short stream: sentiment p99 {_fmt(mixed['latency']['p99_ms'])} ms vs "
+                     f"{_fmt(mixed.get('sentiment_p99_alone_ms'))} ms without long texts "
+                     f"(**{_fmt(mixed.get('sentiment_p99_ratio'))}×**); summaries {_fmt(s['docs_per_s'])} docs/s (last "
+                     f"after {_fmt(s['seconds'])} s), fallback share {_fmt(s.get('fallback_share'))} ({reasons})")
     scaling = report.get("scaling")
     if scaling:
         lines.append(f"- **{scaling['consumers']} workers** in one group: {_fmt(scaling['events_per_s'])} events/s = "
