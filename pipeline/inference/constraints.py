@@ -95,10 +95,13 @@ class TokenTable:
     surfaces: tuple[str, ...]
     #: tokens whose text contains a newline: a stop sequence or a paragraph break, not a word choice
     newline: np.ndarray = field(repr=False)
+    #: tokens that are only spaces/tabs
+    blank: np.ndarray = field(repr=False)
 
     @classmethod
     def from_surfaces(cls, surfaces: Sequence[str]) -> TokenTable:
-        return cls(tuple(surfaces), np.array(["\n" in s for s in surfaces], dtype=bool))
+        return cls(tuple(surfaces), np.array(["\n" in s for s in surfaces], dtype=bool),
+                   np.array([bool(s) and not s.strip(" \t") for s in surfaces], dtype=bool))
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> TokenTable:  # tokenizers.Tokenizer
@@ -223,6 +226,7 @@ class SourceConstraint:
         self._eos = frozenset(int(i) for i in eos_ids)
         self.replaced = 0     # steps where the greedy token was swapped for an allowed one
         self.unresolved = 0   # steps where no top-k token was allowed (greedy token kept)
+        self.events: list[tuple[int, int, int]] = []  # (chars generated, greedy, chosen): for reading, not logic
 
     @classmethod
     def for_source(cls, source: str, table: TokenTable, **kw) -> SourceConstraint:
@@ -258,13 +262,40 @@ class SourceConstraint:
         top = np.argpartition(logits, -k)[-k:]
         top = top[np.argsort(logits[top])[::-1]]
         sentence_done = text.rstrip()[-1:] in (".", "!", "?")
+        starts_number = self._starts_number(text, greedy)
+        after_space = text[-1:] in (" ", "\t")
+        second_best = None
         for tok in top.tolist():
-            if tok == greedy:
-                continue
+            if tok == greedy or self.table.blank[tok]:
+                continue  # a bare space dodges the rule for one step and teaches the model double spaces
             if not sentence_done and (tok in self._eos or self.table.newline[tok]):
                 continue
-            if self.allowed(text, tok):
-                self.replaced += 1
-                return int(tok)
+            if not self.allowed(text, tok):
+                continue
+            # Second choice only: another figure in place of a refused one is likely a figure of something
+            # else ("killing 12" for the source's 12 workers); a spaced token after the space a digit
+            # needed (this tokenizer writes " 18" as " ", "1", "8") makes a double space.
+            if (starts_number and self._starts_number(text, tok)) or (after_space and self.table.surfaces[tok][:1].isspace()):
+                second_best = tok if second_best is None else second_best
+                continue
+            return self._replace(text, greedy, int(tok))
+        if second_best is not None:
+            return self._replace(text, greedy, int(second_best))
         self.unresolved += 1
+        self.events.append((len(text), greedy, greedy))
         return greedy
+
+    def _replace(self, text: str, greedy: int, tok: int) -> int:
+        self.replaced += 1
+        self.events.append((len(text), greedy, tok))
+        return tok
+
+    def _starts_number(self, text: str, token: int) -> bool:
+        """Does `token` begin a new figure (a digit or a number word not continuing a word)?"""
+        if text[-1:].isalnum():
+            return False
+        body = self.table.surfaces[token].lstrip()
+        if body[:1].isdigit():
+            return True
+        m = _WORD.match(body)
+        return bool(m) and m.group().lower() in _CHECKED_NUMBER_WORDS

@@ -13,7 +13,7 @@ from tests.fixtures_llm import TINY_TEXTS, build_tiny_llm_dir
 # byte-level-style pieces: a leading space is part of the piece, digits are single pieces
 PIECES = ["<eos>", " ", "1", "2", "8", " people", " killed", ",", ".", " The", "The", " In", " in", " Paris",
           " Ohio", " Rom", "ney", "care", " said", " eighteen", " twelve", " Monday", " Tuesday", "\n\n", " He",
-          " Summary", ":", " Eight", "een", " seven", " French", " workers"]
+          " Summary", ":", " Eight", "een", " seven", " French", " workers", "many", " many"]
 TABLE = TokenTable.from_surfaces(["" if p == "<eos>" else p for p in PIECES])
 ID = {p: i for i, p in enumerate(PIECES)}
 SOURCE = "Mitt Romney said on Tuesday that 12 workers in Ohio lost their jobs."
@@ -96,6 +96,21 @@ def test_eos_or_a_newline_is_not_used_to_dodge_a_name_mid_sentence():
     assert c.choose("Workers in", logits(" Paris", "<eos>", "\n\n", " Ohio"), ID[" Paris"]) == ID[" Ohio"]
     # after a finished sentence, ending is a fine replacement
     assert c.choose("Workers lost jobs.", logits(" Paris", "<eos>", " Ohio"), ID[" Paris"]) == ID["<eos>"]
+
+
+def test_a_refused_figure_is_replaced_by_words_before_another_figure_of_the_source():
+    c = constraint()
+    # "killed 8...": the source's 12 is likely 12 of something else; "many" states nothing new
+    assert c.choose("Workers killed ", logits("8", "1", " many", "many"), ID["8"]) == ID["many"]
+    # no word among the top k: the source figure is the last resort
+    c3 = SourceConstraint(SourceIndex(SOURCE), TABLE, top_k=3)
+    assert c3.choose("Workers killed ", logits("8", "1", "2"), ID["8"]) == ID["1"]
+    assert [(TABLE.surfaces[g], TABLE.surfaces[t]) for _, g, t in c.events + c3.events] == [("8", "many"), ("8", "1")]
+
+
+def test_a_bare_space_is_never_the_replacement():
+    c = constraint()
+    assert c.choose("Workers in", logits(" Paris", " ", " Ohio"), ID[" Paris"]) == ID[" Ohio"]
 
 
 def test_no_allowed_token_in_top_k_keeps_the_greedy_token():
