@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.lanes.summary.extractive import extractive_summary
 from pipeline.lanes.summary.faithfulness import detect_degenerate, score_faithfulness
-from pipeline.lanes.summary.guard import form_problem
+from pipeline.lanes.summary.guard import form_problem, number_attribution
 
 __all__ = ["SummaryPolicy", "SummaryDecision", "decide", "FORCED_REASONS"]
 
@@ -68,6 +68,11 @@ def decide(
         return SummaryDecision(text=_extractive(source, policy), method="extractive", faithfulness=1.0,
                                unsupported=list(report.unsupported), fallback_reason=f"degenerate:{degenerate}",
                                candidate_faithfulness=report.score)
+    misattributed = number_attribution(source, text)
+    if misattributed:
+        return SummaryDecision(text=_extractive(source, policy), method="extractive", faithfulness=1.0,
+                               unsupported=list(report.unsupported) + misattributed, fallback_reason="unfaithful",
+                               candidate_faithfulness=min(report.score, 0.5))
     if report.score < policy.faithfulness_threshold:
         return SummaryDecision(text=_extractive(source, policy), method="extractive", faithfulness=1.0,
                                unsupported=list(report.unsupported), fallback_reason="unfaithful",

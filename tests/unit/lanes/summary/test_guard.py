@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.lanes.summary.guard import form_problem, meta_text
+from pipeline.lanes.summary.guard import form_problem, meta_text, number_attribution, repeats
 from pipeline.lanes.summary.policy import SummaryPolicy, decide
 from pipeline.lanes.summary.text import candidate_text, complete_sentences
 
@@ -70,3 +70,38 @@ def test_content_is_not_meta(summary: str) -> None:
 def test_meta_words_the_source_itself_uses_are_allowed() -> None:
     source = "I read this text to my children every night. It is short. It is kind. It ends well. We love it."
     assert meta_text(source, "The speaker reads this text to the children every night.") is None
+
+
+@pytest.mark.parametrize("summary", [
+    "USA. USA. USA.",
+    "Awesome job, great job, and a great job.",
+    "The American public is suffering from a double standard when it comes to the American public.",
+    "It was a triumph of populism, populism, and populism.",
+    "It highlights the dedication and dedication of a teacher.",
+])
+def test_short_repeats_the_model_wrote_are_caught(summary: str) -> None:
+    assert repeats(summary, SOURCE) is not None
+    assert form_problem(SOURCE, summary) == "repetition"
+
+
+def test_a_repeat_the_speaker_made_is_not_the_models() -> None:
+    source = "This election is about real people, people who are suffering. They want work. They want hope."
+    assert repeats("This election is about real people, people who are suffering.", source) is None
+
+
+def test_a_number_must_count_what_the_source_counts() -> None:
+    source = ("Under their budget, education would be cut by up to 20 percent. 200,000 fewer children would get "
+              "a chance to enroll in Head Start. 10 million students could see their Pell Grants reduced.")
+    assert number_attribution(source, "The budget cuts education by 20 percent.") == []
+    assert number_attribution(source, "10 million students could see their grants reduced.") == []
+    # the number counts the right noun; the verb it hangs on is beyond a lexical check
+    assert number_attribution(source, "Head Start would be cut by 10 million students.") == []
+    assert number_attribution(source, "The plan would cut 200,000 teachers.") == ["200,000 teachers"]
+    decision = decide(source, "The plan would cut 200,000 teachers.", SummaryPolicy())
+    assert decision.method == "extractive" and decision.fallback_reason == "unfaithful"
+    assert "200,000 teachers" in decision.unsupported
+
+
+def test_a_number_the_source_does_not_state_is_left_to_the_span_check() -> None:
+    assert number_attribution(SOURCE, "Firefighters from 18 towns fought it.") == []
+    assert decide(SOURCE, "Firefighters from 18 towns fought it.", SummaryPolicy()).method == "extractive"
