@@ -18,6 +18,13 @@ Two conversion settings keep the graph equal to scikit-learn on any text:
   which slim images and this build machine do not have (the session refuses to load);
   C.UTF-8 is built into glibc and lower-cases non-ASCII letters the same way for this vocabulary.
 
+One rewrite makes the graph cheaper without changing what it computes (`fuse_linear_tail`):
+skl2onnx applies idf (Mul), L2-normalises (Normalizer) and runs five LinearClassifiers on the
+dense 15,442-wide tf-idf matrix, 29 ms of a 128-text batch, 24 ms of it those three steps
+(ONNX Runtime profile, 1 thread). Since w.(x*idf/|x*idf|) = (x.(idf*w)) / sqrt((x*x).idf^2), the
+idf goes into the weights and the norm into one small MatMul: two MatMuls of the term counts
+replace them.
+
 Output layout (read by pipeline.inference.toxicity): model.onnx, config.json (labels, input and
 output names), manifest.json (written last; the directory is built beside and renamed into place).
 """
@@ -66,6 +73,7 @@ CONVERSION_PARAMS: dict[str, Any] = {
     "target_opset": TARGET_OPSET,
     "tokenexp": TOKEN_PATTERN,
     "locale": LOCALE,
+    "tail": "idf, L2 norm and the 5 linear classifiers folded into two MatMuls (fuse_linear_tail)",
     "labels": list(LABELS),
     "precision": "fp32 (a bag-of-words linear model: nothing to quantize)",
 }
@@ -138,11 +146,85 @@ def convert(vectorizer: Any, classifier: Any) -> Any:
         id(classifier): {"zipmap": False},  # a plain float tensor, not a list of dicts
         id(vectorizer): {"tokenexp": TOKEN_PATTERN, "locale": LOCALE},
     }
-    model = convert_sklearn(pipeline, TOXICITY_MODEL_NAME, [(INPUT_NAME, StringTensorType([None, 1]))],
-                            options=options, target_opset=TARGET_OPSET)
+    model = fuse_linear_tail(convert_sklearn(pipeline, TOXICITY_MODEL_NAME, [(INPUT_NAME, StringTensorType([None, 1]))],
+                                             options=options, target_opset=TARGET_OPSET))
     outputs = [o.name for o in model.graph.output]
     if PROBABILITIES_OUTPUT not in outputs:
         raise ModelBuildError(f"the converted graph has outputs {outputs}, not {PROBABILITIES_OUTPUT!r}")
+    return model
+
+
+def fuse_linear_tail(model: Any) -> Any:
+    """Mul(idf) -> Normalizer(L2) -> LinearClassifier x k  ==>  MatMul(counts, idf*W) / sqrt(MatMul(counts^2, idf^2)).
+
+    Each classifier's score output keeps its name, so the calibration nodes after it are
+    untouched. A graph of another shape is refused (the recipe knows only this one).
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    nodes = list(graph.node)
+    by_type = {}
+    for node in nodes:
+        by_type.setdefault(node.op_type, []).append(node)
+    try:
+        (mul,) = [n for n in by_type["Mul"] if n.output[0] in {i for c in by_type["Normalizer"] for i in c.input}]
+        (normalizer,) = by_type["Normalizer"]
+        classifiers = by_type["LinearClassifier"]
+    except (KeyError, ValueError) as exc:
+        raise ModelBuildError(f"unexpected graph from skl2onnx (no single Mul -> Normalizer -> LinearClassifier): {exc}") from exc
+    attributes = {a.name: helper.get_attribute_value(a) for a in normalizer.attribute}
+    if attributes.get("norm") != b"L2" or any(c.input[0] != normalizer.output[0] for c in classifiers):
+        raise ModelBuildError("unexpected graph from skl2onnx: the classifiers do not read the L2-normalised tf-idf")
+    consumers = {i for n in nodes if n not in classifiers for i in n.input}
+    if any(c.output[0] in consumers for c in classifiers):
+        raise ModelBuildError("unexpected graph from skl2onnx: a classifier's label output is used")
+    initializers = {t.name: t for t in graph.initializer}
+    counts, idf_name = mul.input if mul.input[1] in initializers else mul.input[::-1]
+    idf = numpy_helper.to_array(initializers[idf_name]).astype(np.float64).reshape(-1)
+    weights, intercepts, outputs = [], [], []
+    for c in classifiers:
+        a = {x.name: helper.get_attribute_value(x) for x in c.attribute}
+        if a.get("post_transform", b"NONE") != b"NONE":
+            raise ModelBuildError("unexpected graph from skl2onnx: a classifier has a post transform")
+        rows = len(a["intercepts"])
+        weights.append(np.asarray(a["coefficients"], dtype=np.float64).reshape(rows, -1))
+        intercepts += list(a["intercepts"])
+        outputs.append((c.output[1], rows))
+    stacked = np.concatenate(weights, axis=0).T  # V x (2 per classifier)
+    fused_w = numpy_helper.from_array((stacked * idf[:, None]).astype(np.float32), "fused_idf_weights")
+    idf2 = numpy_helper.from_array((idf**2).astype(np.float32).reshape(-1, 1), "fused_idf_squared")
+    bias = numpy_helper.from_array(np.asarray(intercepts, dtype=np.float32), "fused_intercepts")
+    # sklearn leaves an all-zero row (no known word) at zero; so does dividing 0 by this floor.
+    floor = numpy_helper.from_array(np.asarray([1e-30], dtype=np.float32), "fused_norm_floor")
+    new = [
+        helper.make_node("MatMul", [counts, fused_w.name], ["fused_raw"]),
+        helper.make_node("Mul", [counts, counts], ["fused_counts_squared"]),
+        helper.make_node("MatMul", ["fused_counts_squared", idf2.name], ["fused_norm_squared"]),
+        helper.make_node("Sqrt", ["fused_norm_squared"], ["fused_norm"]),
+        helper.make_node("Max", ["fused_norm", floor.name], ["fused_norm_safe"]),
+        helper.make_node("Div", ["fused_raw", "fused_norm_safe"], ["fused_scaled"]),
+        helper.make_node("Add", ["fused_scaled", bias.name], ["fused_scores"]),
+    ]
+    start = 0
+    for name, rows in outputs:
+        bounds = [numpy_helper.from_array(np.asarray([v], dtype=np.int64), f"{name}_{k}") for k, v in
+                  (("start", start), ("end", start + rows), ("axis", 1))]
+        graph.initializer.extend(bounds)
+        new.append(helper.make_node("Slice", ["fused_scores", *(b.name for b in bounds)], [name]))
+        start += rows
+    removed = {id(mul), id(normalizer), *(id(c) for c in classifiers)}
+    first = min(i for i, n in enumerate(nodes) if id(n) in removed)
+    kept = [n for n in nodes if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend(kept[:first] + new + kept[first:])
+    unused = {idf_name}
+    for name in unused - {i for n in graph.node for i in n.input}:
+        graph.initializer.remove(initializers[name])
+    graph.initializer.extend([fused_w, idf2, bias, floor])
+    if counts not in {o for n in kept for o in n.output}:
+        raise ModelBuildError(f"unexpected graph from skl2onnx: {counts!r} is not produced by the vectorizer")
     return model
 
 

@@ -60,6 +60,11 @@ def test_build_writes_the_layout_and_agrees_with_sklearn(tmp_path, tiny_source):
     assert agreement["max_abs_diff"] < 1e-5
     assert agreement["decision_disagreements"] == 0
     assert json.loads((tmp_path / "toxicity" / "config.json").read_text())["labels"] == ["clean", "offensive"]
+    # The dense tail is folded into MatMuls (fuse_linear_tail); the agreement above is with the fused graph.
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(out / "model.onnx")).graph.node}
+    assert "MatMul" in ops and not ops & {"Normalizer", "LinearClassifier"}
 
     # The runtime reads the ONNX graph only and gives scikit-learn's decision on every sample text.
     vectorizer, classifier = joblib.load(data / "vectorizer.joblib"), joblib.load(data / "model.joblib")
