@@ -165,7 +165,7 @@ def fuse_linear_tail(model: Any) -> Any:
 
     graph = model.graph
     nodes = list(graph.node)
-    by_type = {}
+    by_type: dict[str, list[Any]] = {}
     for node in nodes:
         by_type.setdefault(node.op_type, []).append(node)
     try:
