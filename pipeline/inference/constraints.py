@@ -76,6 +76,7 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits, any script
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _COMPOUND = re.compile(r"\b(" + "|".join(_TENS) + r")[\s-]+(" + "|".join(list(_UNITS)[1:10]) + r")\b")
 _SCALED = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r"|\d+(?:\.\d+)?)[\s-]+(hundred|thousand|million|billion|trillion)\b")
+_DOUBLE_SPACE = re.compile(r"(?<=\S) {2,}(?=\S)")
 _SENTENCE_END = ".!?:;\n"
 _OPENERS = " \t\"'“‘(*-–—•"
 _CONTEXT = 64  # chars of generated text looked at per step (enough for the word being written)
@@ -135,7 +136,7 @@ class SourceIndex:
     def __init__(self, source: str) -> None:
         low = source.lower()
         words = set(_WORD.findall(low))
-        digits = {w for w in words if w[0].isdigit()}
+        digits = {w for w in words if w[0].isnumeric()}
         values: set[float] = set()
         for m in _NUMBER.finditer(source):
             plain = m.group().rstrip(",").replace(",", "")
@@ -185,7 +186,7 @@ class SourceIndex:
         """May `word` (the whole word if `complete`, else its beginning so far) appear in the summary?"""
         first = word[0]
         low = word.lower()
-        if first.isdigit():
+        if first.isnumeric():  # digits, and "½" "²" (a figure too, and never a source digit-word)
             return low in (self.digits if complete else self.digit_prefixes)
         if low in _CHECKED_NUMBER_WORDS:
             if low in self.number_words:
@@ -263,6 +264,9 @@ class SourceConstraint:
         top = top[np.argsort(logits[top])[::-1]]
         sentence_done = text.rstrip()[-1:] in (".", "!", "?")
         starts_number = self._starts_number(text, greedy)
+        # This tokenizer writes " 18" as " ", "1", "8": a refused digit follows a bare space, and the only
+        # fluent way on is a word with its own space (the double space is collapsed in the output);
+        # a piece without one glues onto nothing ("in the " + "ump" + "ire").
         after_space = text[-1:] in (" ", "\t")
         second_best = None
         for tok in top.tolist():
@@ -273,9 +277,8 @@ class SourceConstraint:
             if not self.allowed(text, tok):
                 continue
             # Second choice only: another figure in place of a refused one is likely a figure of something
-            # else ("killing 12" for the source's 12 workers); a spaced token after the space a digit
-            # needed (this tokenizer writes " 18" as " ", "1", "8") makes a double space.
-            if (starts_number and self._starts_number(text, tok)) or (after_space and self.table.surfaces[tok][:1].isspace()):
+            # else ("killing 12" for the source's 12 workers).
+            if (starts_number and self._starts_number(text, tok)) or (after_space and not self.table.surfaces[tok][:1].isspace()):
                 second_best = tok if second_best is None else second_best
                 continue
             return self._replace(text, greedy, int(tok))
@@ -284,6 +287,10 @@ class SourceConstraint:
         self.unresolved += 1
         self.events.append((len(text), greedy, greedy))
         return greedy
+
+    def tidy(self, text: str) -> str:
+        """The finished text: a double space a replacement left after a refused digit becomes one."""
+        return _DOUBLE_SPACE.sub(" ", text) if self.replaced else text
 
     def _replace(self, text: str, greedy: int, tok: int) -> int:
         self.replaced += 1
@@ -295,7 +302,7 @@ class SourceConstraint:
         if text[-1:].isalnum():
             return False
         body = self.table.surfaces[token].lstrip()
-        if body[:1].isdigit():
+        if body[:1].isnumeric():
             return True
         m = _WORD.match(body)
         return bool(m) and m.group().lower() in _CHECKED_NUMBER_WORDS

@@ -101,11 +101,11 @@ def test_eos_or_a_newline_is_not_used_to_dodge_a_name_mid_sentence():
 def test_a_refused_figure_is_replaced_by_words_before_another_figure_of_the_source():
     c = constraint()
     # "killed 8...": the source's 12 is likely 12 of something else; "many" states nothing new
-    assert c.choose("Workers killed ", logits("8", "1", " many", "many"), ID["8"]) == ID["many"]
+    assert c.choose("Workers killed ", logits("8", "1", " many", "many"), ID["8"]) == ID[" many"]
     # no word among the top k: the source figure is the last resort
     c3 = SourceConstraint(SourceIndex(SOURCE), TABLE, top_k=3)
     assert c3.choose("Workers killed ", logits("8", "1", "2"), ID["8"]) == ID["1"]
-    assert [(TABLE.surfaces[g], TABLE.surfaces[t]) for _, g, t in c.events + c3.events] == [("8", "many"), ("8", "1")]
+    assert [(TABLE.surfaces[g], TABLE.surfaces[t]) for _, g, t in c.events + c3.events] == [("8", " many"), ("8", "1")]
 
 
 def test_a_bare_space_is_never_the_replacement():
@@ -113,10 +113,24 @@ def test_a_bare_space_is_never_the_replacement():
     assert c.choose("Workers in", logits(" Paris", " ", " Ohio"), ID[" Paris"]) == ID[" Ohio"]
 
 
+def test_after_the_bare_space_of_a_refused_digit_a_spaced_word_is_preferred_and_the_double_space_tidied():
+    c = constraint()
+    # " 8" is written " ", "8": "many" would glue onto the space, " many" leaves "killed  many"
+    assert c.choose("Workers killed ", logits("8", "many", " many"), ID["8"]) == ID[" many"]
+    assert c.tidy("Workers killed  many people.") == "Workers killed many people."
+    assert constraint().tidy("a  b") == "a  b"  # a row the constraint never touched keeps its text
+
+
 def test_no_allowed_token_in_top_k_keeps_the_greedy_token():
     c = SourceConstraint(SourceIndex(SOURCE), TABLE, top_k=2, eos_ids=[ID["<eos>"]])
     assert c.choose("In", logits(" Paris", " French", " Ohio"), ID[" Paris"]) == ID[" Paris"]
     assert (c.replaced, c.unresolved) == (0, 1)
+
+
+def test_other_numeric_characters_are_figures():
+    table = TokenTable.from_surfaces(["½", " half"])
+    c = SourceConstraint.for_source("workers lost jobs", table)
+    assert not c.allowed("lost ", 0) and c.allowed("lost", 1)
 
 
 def test_source_index_numbers_and_initials():
