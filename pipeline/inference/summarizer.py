@@ -401,6 +401,8 @@ class Summarizer:
         for row in range(rows):  # loop fell through without finishing (cannot happen; defensive)
             if not reasons[row]:
                 reasons[row], texts[row] = "max_new_tokens", self._decode(generated[row, : n_gen[row]])
+        if constraints is not None:
+            texts = [texts[r] if constraints[r] is None else constraints[r].tidy(texts[r]) for r in range(rows)]
         return [(_clean(texts[r]), int(n_gen[r]), reasons[r]) for r in range(rows)]
 
     def source_constraint(self, source: str) -> SourceConstraint:
