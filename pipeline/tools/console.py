@@ -22,7 +22,12 @@ def format_enriched(event: dict) -> str:
     else:
         verdict = f"{sentiment.get('label', '?'):>8} {sentiment.get('score', 0):.2f}"
         flag = " [truncated]" if sentiment.get("truncated") else ""
-    return f"{verdict}  {event.get('id')}  ({event.get('source') or '-'}){flag}  {text}"
+    toxicity = event.get("toxicity")
+    # "offensive 0.97" / "clean"; "-" when it was not scored (gated, or off on the worker); after the id, so a line
+    # still starts "<label> <score>  <id>"
+    toxic = "-" if not isinstance(toxicity, dict) else (
+        f"offensive {toxicity.get('score', 0):.2f}" if toxicity.get("label") == "offensive" else str(toxicity.get("label")))
+    return f"{verdict}  {event.get('id')}  ({event.get('source') or '-'}) toxicity: {toxic}{flag}  {text}"
 
 
 def format_summary(summary: dict) -> str:

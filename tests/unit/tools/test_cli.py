@@ -92,6 +92,9 @@ def test_tail_lines_print_foreign_records_raw() -> None:
 
     enriched = b'{"id": "e1", "text": "fine", "sentiment": {"label": "positive", "score": 0.9}}'
     assert "positive 0.90  e1" in tail_line(enriched, dead_letter=False)
+    toxic = b'{"id": "e2", "text": "idiot", "sentiment": {"label": "negative", "score": 0.8}, ' \
+        b'"toxicity": {"label": "offensive", "score": 0.97}}'
+    assert "negative 0.80  e2  (-) toxicity: offensive 0.97  idiot" == tail_line(toxic, dead_letter=False)
     letter = b'{"error_code": "invalid_json", "reason": "cut short", "source_partition": 1, "source_offset": 4}'
     assert "invalid_json: cut short" in tail_line(letter, dead_letter=True)
     for raw in (b"{not json", b"[1, 2]", b'"text"', b'{"sentiment": "odd", "id": "x"}', b'{"sentiment": {"score": "x"}}'):
