@@ -7,7 +7,7 @@ publish where.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -78,7 +78,8 @@ class Scored:
     toxicity_skips: list[str | None] | None = None  # why an item of `toxicity` is None
 
 
-def _scored_subset(predict, texts: Sequence[str], keep: list[int]) -> list:
+def _scored_subset(predict: Callable[[Sequence[str]], Sequence[Any]], texts: Sequence[str], keep: list[int]) -> list:
+    """`predict` on the texts at `keep`, placed back at their positions (None elsewhere)."""
     out: list = [None] * len(texts)
     if keep:
         for i, prediction in zip(keep, predict([texts[i] for i in keep]), strict=True):
@@ -91,7 +92,8 @@ def score_texts(classifier: Classifier, gate: LanguageGate | None, texts: Sequen
     """Gate by language, then run each model on the texts the gate lets through (blocking: run off the loop).
 
     Both models see the same micro-batch, one after the other on the same thread: the toxicity
-    graph costs a few microseconds per text next to the sentiment encoder's milliseconds.
+    graph costs ~0.1 ms per text (10 ms per 128-text batch, one thread) next to the sentiment
+    encoder's few milliseconds per text.
     """
     decisions = gate.decide_all(texts) if gate is not None else None
     keep = [i for i in range(len(texts)) if decisions is None or decisions[i].score_sentiment]
