@@ -28,7 +28,11 @@ def test_bench_runs_every_lane(default_model_dir: Path, summarizer_model_dir: Pa
         result = report["lanes"][lane]
         assert result["events_per_s"] > 0 and result["cpu_s_per_1k"] > 0 and result["peak_rss_mib"] > 0
         assert result["paced"]["latency"]["n"] > 0
-    assert set(report["ratios"]) == {"pipeline/bare", "pipeline/naive"}
+    # toxicity's cost in the same run: the same backlog with STREAMNLP_TOXICITY_ENABLED=false
+    assert report["lanes"]["pipeline_no_toxicity"]["events_per_s"] > 0 and report["config"]["toxicity"] is True
+    compare = report["toxicity_compare"]
+    assert len(compare["on_events_per_s"]) == len(compare["off_events_per_s"]) == compare["rounds"] == 2
+    assert set(report["ratios"]) == {"pipeline/bare", "pipeline/naive", "toxicity on/off"}
     assert report["latency_run"]["p99_ms"] is not None
     assert report["summary_lane"]["summaries"]["docs"] == 1
     # the same mixed stream with generation in a SCHED_IDLE process (the default), at nice 19, and in a thread

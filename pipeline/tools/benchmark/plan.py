@@ -18,6 +18,9 @@ from pipeline.tools.benchmark.lanes import KafkaLane, lane_settings, run_bare, s
 from pipeline.tools.benchmark.meter import StepProgress
 from pipeline.tools.benchmark.texts import bench_texts, long_texts
 
+#: Drains of each side in the toxicity on/off comparison (alternating).
+TOXICITY_ROUNDS = 2
+
 #: Offered load of the latency runs, as a share of the lane's own measured drain throughput.
 LATENCY_LOAD = 0.5
 
@@ -42,6 +45,7 @@ class BenchConfig:
     workers: int = 1  # >1: after the single-worker runs, drain again with this many workers in the group
     naive: bool = True
     summaries: bool = True
+    toxicity_off: bool = True  # drain again with STREAMNLP_TOXICITY_ENABLED=false: toxicity's cost, same run
     seed: int = 6
     command: str = "streamnlp bench"
 
@@ -55,6 +59,8 @@ def _expected_steps(config: BenchConfig, isolation: str = "process-idle") -> dic
                       "naive: latency": config.latency_seconds + 3})
     steps.update({"pipeline: start + join": 25.0, "pipeline: drain": 7 * per_event,
                   "pipeline: latency": config.latency_seconds + 3})
+    if config.toxicity_off:
+        steps["pipeline without toxicity"] = 40.0 + 2 * TOXICITY_ROUNDS * 7 * per_event
     if config.summaries:
         steps["pipeline: mixed stream"] = config.latency_seconds + 4 * config.long_docs
         for variant in ISOLATION_VARIANTS.keys() - {isolation}:  # the pipeline lane runs `isolation`
@@ -78,7 +84,8 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                    "long_docs": config.long_docs, "workers": config.workers, "threads": _threads(base),
                    "batch_max_size": base.batch_max_size, "batch_max_wait_ms": base.batch_max_wait_ms,
                    "inference_batch_size": base.inference_batch_size, "model_precision": base.model_precision,
-                   "summarizer_mode": base.summarizer_mode, "summarizer_isolation": isolation_label(base)},
+                   "summarizer_mode": base.summarizer_mode, "summarizer_isolation": isolation_label(base),
+                   "toxicity": base.toxicity_enabled},
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_at_start": os.getloadavg()[0]},
         "lanes": {},
@@ -119,6 +126,11 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                 report["summary_lane"] = await lane.paced(texts.texts[: paced_count(rate)], rate,
                                                           drain_timeout + 60 * config.long_docs, long_texts=longs)
                 report["summary_isolation"] = {isolation_label(lane.settings): report["summary_lane"]}
+        if config.toxicity_off and base.toxicity_enabled:
+            progress.step("pipeline without toxicity",
+                          f"({TOXICITY_ROUNDS} x {config.events} events each with toxicity on and off, alternating)")
+            report["toxicity_compare"] = await _toxicity_compare(base, work, texts.texts, drain_timeout)
+            lanes["pipeline_no_toxicity"] = report["toxicity_compare"]["off_best"]
         if "summary_isolation" in report:
             # The same mixed stream (same short texts at the same rate, same long texts) on a fresh worker for
             # each other way of isolating generation: sentiment p99 of each against the one measured alone above.
@@ -158,6 +170,33 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
     return add_ratios(report)
 
 
+async def _toxicity_compare(base: Settings, work: Path, texts: list[str], timeout_s: float) -> dict[str, Any]:
+    """Toxicity's cost: two workers, toxicity on and off, drained in turn (on, off, on, off) with the same backlog.
+
+    Alternating rounds and the best of each side keep a burst of load on a shared machine from
+    deciding the ratio (one drain each measured 0.83x with 6-9 runnable processes on 2 cores while
+    CPU s / 1k events were the same). The idle worker only polls while the other drains.
+    """
+    on = lane_settings(base, "toxicity-on", work)
+    off = lane_settings(base, "toxicity-off", work).model_copy(update={"toxicity_enabled": False})
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    async with KafkaLane("toxicity-on", on) as lane_on, KafkaLane("toxicity-off", off) as lane_off:
+        start_worker(lane_on, work / "toxicity-on.log")
+        start_worker(lane_off, work / "toxicity-off.log")
+        await lane_on.warm(base.topic_partitions)
+        await lane_off.warm(base.topic_partitions)
+        for _ in range(TOXICITY_ROUNDS):
+            runs["on"].append(await lane_on.drain(texts, timeout_s))
+            runs["off"].append(await lane_off.drain(texts, timeout_s))
+    best = {side: max(rows, key=lambda r: r["events_per_s"]) for side, rows in runs.items()}
+    return {"rounds": TOXICITY_ROUNDS, "on_events_per_s": [r["events_per_s"] for r in runs["on"]],
+            "off_events_per_s": [r["events_per_s"] for r in runs["off"]],
+            "on_cpu_s_per_1k": [r["cpu_s_per_1k"] for r in runs["on"]],
+            "off_cpu_s_per_1k": [r["cpu_s_per_1k"] for r in runs["off"]],
+            "on_best": best["on"], "off_best": best["off"],
+            "ratio": round(best["on"]["events_per_s"] / best["off"]["events_per_s"], 3)}
+
+
 async def _wait_assigned(work: Path, prefix: str, workers: int, timeout_s: float = 240.0) -> None:
     """Until every worker has logged a partition assignment (it loaded its models and joined the group)."""
     deadline = time.monotonic() + timeout_s
@@ -178,6 +217,9 @@ def add_ratios(report: dict[str, Any]) -> dict[str, Any]:
         ratios["pipeline/bare"] = round(pipeline["events_per_s"] / bare["events_per_s"], 3)
     if pipeline and naive:
         ratios["pipeline/naive"] = round(pipeline["events_per_s"] / naive["events_per_s"], 2)
+    compare = report.get("toxicity_compare")
+    if compare:
+        ratios["toxicity on/off"] = compare["ratio"]
     report["ratios"] = ratios
     if pipeline and "paced" in pipeline:
         p99 = pipeline["paced"]["latency"]["p99_ms"]

@@ -11,6 +11,7 @@ LANE_NOTES = {
     "bare": "batched ONNX `predict`, no Kafka (latency: an ideal in-process micro-batcher, same load)",
     "naive": "aiokafka loop, auto-commit, transformers pipeline per message (PyTorch fp32)",
     "pipeline": "produce → worker process → enriched events consumed",
+    "pipeline_no_toxicity": "the pipeline lane with STREAMNLP_TOXICITY_ENABLED=false (best of the on/off rounds)",
 }
 
 
@@ -31,7 +32,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| lane | events/s | p50 ms | p95 ms | p99 ms | CPU s / 1k events | peak RSS MiB | what |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name in ("bare", "naive", "pipeline"):
+    for name in ("bare", "naive", "pipeline", "pipeline_no_toxicity"):
         lane = report["lanes"].get(name)
         if lane is None:
             continue
@@ -42,6 +43,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     for ratio, value in report.get("ratios", {}).items():
         lines.append(f"- **{ratio}** throughput: {_fmt(value)}")
+    compare = report.get("toxicity_compare")
+    if compare:
+        lines.append(f"- **toxicity on/off**: {compare['rounds']} alternating drains each, events/s on "
+                     f"{', '.join(_fmt(v) for v in compare['on_events_per_s'])} vs off "
+                     f"{', '.join(_fmt(v) for v in compare['off_events_per_s'])}; best on / best off = "
+                     f"**{_fmt(compare['ratio'])}** (CPU s / 1k events on {', '.join(_fmt(v) for v in compare['on_cpu_s_per_1k'])}"
+                     f", off {', '.join(_fmt(v) for v in compare['off_cpu_s_per_1k'])})")
     bare_runs = report["lanes"].get("bare", {}).get("runs_events_per_s")
     if bare_runs:
         lines.append(f"- bare ran first and last ({' and '.join(_fmt(r) for r in bare_runs)} events/s); the faster is the ceiling")

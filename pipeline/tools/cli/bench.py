@@ -25,6 +25,8 @@ def _sentiment_bench_options(command: Any) -> Any:
                      help="K > 1: also drain with K worker processes in one consumer group (scaling efficiency)."),
         click.option("--naive/--no-naive", default=True, show_default=True,
                      help="Run the naive lane (transformers + PyTorch per message; needs the build extra)."),
+        click.option("--toxicity-compare/--no-toxicity-compare", "toxicity_compare", default=True, show_default=True,
+                     help="Drain the same backlog again with STREAMNLP_TOXICITY_ENABLED=false (toxicity on/off ratio)."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of the table."),
         click.option("--out", "out_prefix", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Also write OUT.json and OUT.png (throughput and latency plot)."),
@@ -51,7 +53,7 @@ def bench_sentiment(**options: Any) -> None:
 
 
 def _bench_sentiment(*, events: int, latency_seconds: float, long_docs: int, workers: int, naive: bool,
-                     as_json: bool, out_prefix: Path | None) -> None:
+                     toxicity_compare: bool, as_json: bool, out_prefix: Path | None) -> None:
     settings = load_settings()
     from pipeline.kafka.broker import BrokerError
     from pipeline.tools.benchmark.lanes import LaneError
@@ -61,7 +63,8 @@ def _bench_sentiment(*, events: int, latency_seconds: float, long_docs: int, wor
     if not (settings.model_dir / "manifest.json").is_file():
         fail(f"no built sentiment model at {settings.model_dir}; run `streamnlp models build`")
     config = BenchConfig(events=events, latency_seconds=latency_seconds, long_docs=long_docs, workers=workers,
-                         naive=naive, summaries=long_docs > 0, command="streamnlp " + " ".join(sys.argv[1:]))
+                         naive=naive, summaries=long_docs > 0, toxicity_off=toxicity_compare,
+                         command="streamnlp " + " ".join(sys.argv[1:]))
     try:
         report = run_bench(settings, config)
     except (LaneError, BrokerError, TimeoutError) as exc:
