@@ -96,13 +96,13 @@ class TokenTable:
     surfaces: tuple[str, ...]
     #: tokens whose text contains a newline: a stop sequence or a paragraph break, not a word choice
     newline: np.ndarray = field(repr=False)
-    #: tokens that are only spaces/tabs
+    #: tokens that are only spaces (any kind: "\xa0" too), no newline
     blank: np.ndarray = field(repr=False)
 
     @classmethod
     def from_surfaces(cls, surfaces: Sequence[str]) -> TokenTable:
         return cls(tuple(surfaces), np.array(["\n" in s for s in surfaces], dtype=bool),
-                   np.array([bool(s) and not s.strip(" \t") for s in surfaces], dtype=bool))
+                   np.array([s.isspace() and "\n" not in s for s in surfaces], dtype=bool))
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> TokenTable:  # tokenizers.Tokenizer
@@ -267,7 +267,7 @@ class SourceConstraint:
         # This tokenizer writes " 18" as " ", "1", "8": a refused digit follows a bare space, and the only
         # fluent way on is a word with its own space (the double space is collapsed in the output);
         # a piece without one glues onto nothing ("in the " + "ump" + "ire").
-        after_space = text[-1:] in (" ", "\t")
+        after_space = text[-1:].isspace() and text[-1:] != "\n"
         second_best = None
         for tok in top.tolist():
             if tok == greedy or self.table.blank[tok]:

@@ -111,6 +111,9 @@ def test_a_refused_figure_is_replaced_by_words_before_another_figure_of_the_sour
 def test_a_bare_space_is_never_the_replacement():
     c = constraint()
     assert c.choose("Workers in", logits(" Paris", " ", " Ohio"), ID[" Paris"]) == ID[" Ohio"]
+    table = TokenTable.from_surfaces([" Paris", "\xa0", " Ohio"])
+    scores = np.array([3.0, 2.0, 1.0], dtype=np.float32)
+    assert SourceConstraint.for_source(SOURCE, table).choose("Workers in", scores, 0) == 2  # nor a no-break space
 
 
 def test_after_the_bare_space_of_a_refused_digit_a_spaced_word_is_preferred_and_the_double_space_tidied():
