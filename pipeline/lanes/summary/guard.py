@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 
 from pipeline.lanes.summary.extractive import STOPWORDS, split_sentences, stem, word_tokens
-from pipeline.lanes.summary.faithfulness import extract_spans, number_value
+from pipeline.lanes.summary.faithfulness import META_WORDS, extract_spans, number_value
 from pipeline.lanes.summary.text import complete_sentences
 
-__all__ = ["form_problem", "meta_text", "repeats", "number_attribution"]
+__all__ = ["form_problem", "meta_text", "repeats", "number_attribution", "name_runs", "scattered_sentences"]
 
 _META = [re.compile(p, re.IGNORECASE) for p in (
     # a label or a wrap-up lead-in instead of the summary itself
@@ -115,6 +115,59 @@ def number_attribution(source: str, summary: str) -> list[str]:
 
 def _has_value(sentence: str, value: float) -> bool:
     return any(s.kind == "number" and number_value(s.text) == value for s in extract_spans(sentence))
+
+
+_NAME_RUN = re.compile(r"[A-Z][\w'’.-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'’.-]*)+")
+_RUN_SKIP = frozenset("the a an in on at this that these those he she it they we i but and so as for when while "
+                      "mr mrs ms dr".split())
+
+
+def name_runs(source: str, summary: str) -> list[str]:
+    """Runs of capitalised words the source never puts together ("Ohio Governor Romney").
+
+    Each word may be in the source on its own (the span check passes them), but a title, a place
+    and a name glued into one run state a role; the run's neighbouring words must be neighbours
+    somewhere in the source too, in any case ("of", "the" and a possessive 's are skipped).
+    """
+    src_words = _run_words(" ".join(t for t, _, _ in word_tokens(source)))
+    # a skipped middle word is allowed: "President Obama" for the source's "President Barack Obama"
+    src_pairs = set(zip(src_words, src_words[1:], strict=False)) | set(zip(src_words, src_words[2:], strict=False))
+    problems = []
+    for sentence in split_sentences(summary):
+        for run in _NAME_RUN.finditer(sentence):
+            words = _run_words(run.group())
+            while words and (words[0] in _RUN_SKIP or words[0] in STOPWORDS):  # a sentence-initial "Under the"
+                words = words[1:]
+            if len(words) >= 2 and any(pair not in src_pairs for pair in zip(words, words[1:], strict=False)):
+                problems.append(run.group().rstrip("."))
+    return problems
+
+
+def _run_words(run: str) -> list[str]:
+    words = [re.sub(r"(?:'s|’s|'|’|\.)$", "", w).lower() for w in run.split()]
+    return [w for w in words if w not in ("of", "the") and w]
+
+
+def _content(sentence: str) -> list[str]:
+    return [stem(t.lower()) for t, _, _ in word_tokens(sentence)
+            if t.lower() not in STOPWORDS and t.lower() not in META_WORDS and len(t) > 2]
+
+
+def scattered_sentences(source: str, summary: str, *, width: int = 2, min_share: float = 0.8) -> list[str]:
+    """Summary sentences whose content is not found together in any `width` consecutive source sentences.
+
+    On the labelled output of the lane's model, swapped roles and invented links ("Her husband ...
+    is a teacher"; "He voted against a plan" for what his opponent did) join words from different
+    parts of the source; a sentence that restates one passage keeps its words close together.
+    """
+    src = [set(_content(s)) for s in split_sentences(source)] or [set()]
+    windows = [set().union(*src[i : i + width]) for i in range(max(1, len(src) - width + 1))]
+    out = []
+    for sentence in split_sentences(summary):
+        words = _content(sentence)
+        if words and max(sum(w in win for w in words) / len(words) for win in windows) < min_share:
+            out.append(sentence)
+    return out
 
 
 def form_problem(source: str, summary: str) -> str | None:

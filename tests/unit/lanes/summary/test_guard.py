@@ -6,7 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.lanes.summary.guard import form_problem, meta_text, number_attribution, repeats
+from pipeline.lanes.summary.guard import (
+    form_problem,
+    meta_text,
+    name_runs,
+    number_attribution,
+    repeats,
+    scattered_sentences,
+)
 from pipeline.lanes.summary.policy import SummaryPolicy, decide
 from pipeline.lanes.summary.text import candidate_text, complete_sentences
 
@@ -105,3 +112,22 @@ def test_a_number_must_count_what_the_source_counts() -> None:
 def test_a_number_the_source_does_not_state_is_left_to_the_span_check() -> None:
     assert number_attribution(SOURCE, "Firefighters from 18 towns fought it.") == []
     assert decide(SOURCE, "Firefighters from 18 towns fought it.", SummaryPolicy()).method == "extractive"
+
+
+def test_a_name_run_the_source_never_forms_states_a_role() -> None:
+    source = ("The Republican governor of Ohio went after collective bargaining rights, and Governor Romney "
+              "supported him. President Barack Obama stood with the workers.")
+    assert name_runs(source, "Ohio Governor Romney cut public employees.") == ["Ohio Governor Romney"]
+    assert name_runs(source, "Governor Romney supported the governor of Ohio.") == []
+    assert name_runs(source, "President Obama stood with the workers.") == []  # a skipped first name is fine
+    assert name_runs(source, "In Ohio, workers lost rights.") == []
+
+
+def test_a_sentence_built_from_distant_parts_of_the_source_is_scattered() -> None:
+    source = ("Jill Biden has taught for thirty years. She grades papers on the weekend. "
+              "Our state budget grew this year. Roads were repaved across the county. "
+              "Her husband got a big promotion.")
+    assert scattered_sentences(source, "Jill Biden has taught for thirty years and grades papers.") == []
+    swapped = "Her husband got a promotion for grading papers on the weekend."
+    assert scattered_sentences(source, swapped) == [swapped]
+    assert decide(source, swapped, SummaryPolicy()).fallback_reason == "unfaithful"
