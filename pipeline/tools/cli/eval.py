@@ -54,6 +54,7 @@ def eval_cmd(models_: tuple[str, ...], data: Path | None, task: str, out_prefix:
         summarizer_batch_size=settings.summarizer_batch_size,
         summarizer_max_new_tokens=settings.summarizer_max_new_tokens,
         summarizer_max_prompt_tokens=settings.summarizer_max_prompt_tokens,
+        summarizer_constrain_to_source=settings.summarizer_constrain_to_source,
         command="streamnlp eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "streamnlp eval",
     )
     try:

@@ -56,6 +56,7 @@ class EvalConfig:
     summarizer_batch_size: int = 4
     summarizer_max_new_tokens: int = 48
     summarizer_max_prompt_tokens: int = 384
+    summarizer_constrain_to_source: bool = False
     command: str = "streamnlp eval"
 
 
@@ -146,6 +147,7 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
                     str(t.model_dir), precision, long_texts.texts, config.faithfulness_threshold,
                     config.summarizer_batch_size, config.threads or (os.cpu_count() or 1),
                     config.summarizer_max_new_tokens, config.summarizer_max_prompt_tokens,
+                    constrain_to_source=config.summarizer_constrain_to_source,
                     text_ids=[t.id for t in selected], splits=[t.split for t in selected])))
         jobs.append(("extractive fallback", "summarization", _extractive_job,
                      (long_texts.texts, config.faithfulness_threshold)))
@@ -170,6 +172,7 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
                      "threads": config.threads or os.cpu_count(),
                      "summarizer_batch_size": config.summarizer_batch_size,
                      "summarizer_max_new_tokens": config.summarizer_max_new_tokens,
+                     "summarizer_constrain_to_source": config.summarizer_constrain_to_source,
                      "faithfulness_threshold": config.faithfulness_threshold},
         "data": data,
         "sentiment": results["sentiment"],

@@ -82,6 +82,7 @@ class SummarizerRun:
     threads: int = 0
     max_new_tokens: int = 48
     max_prompt_tokens: int = 384
+    constrain_to_source: bool = False  # STREAMNLP_SUMMARIZER_CONSTRAIN_TO_SOURCE, as the worker decodes
     text_ids: list[str] | None = None  # with splits: judge against the labels (summaries/labels.jsonl)
     splits: list[str] | None = None
 
@@ -137,7 +138,7 @@ def evaluate_summarizer(run: SummarizerRun, progress: Progress) -> dict[str, Any
     baseline = start_memory_window()
     model = Summarizer.load(Path(run.model_dir), SummarizerConfig(
         max_new_tokens=run.max_new_tokens, max_prompt_tokens=run.max_prompt_tokens, batch_size=run.batch_size,
-        intra_op_threads=run.threads, precision=run.precision))
+        intra_op_threads=run.threads, precision=run.precision, constrain_to_source=run.constrain_to_source))
     model.summarize(["The library opens at nine on weekdays. It closes at noon on Saturdays."])  # warm-up
     generated = []
     latencies: list[float] = []
