@@ -37,7 +37,7 @@ async def test_health_readiness_and_metrics_of_a_running_worker(
             status, body = await poll_until(lambda: get(session, f"{base}/readyz"), lambda r: r[0] == 200,
                                             timeout_s=120, what="/readyz 200 after assignment", worker=worker)
             ready = json.loads(body)
-            assert ready["ready"] and ready["models"] == {"sentiment": True, "summarizer": True}
+            assert ready["ready"] and ready["models"] == {"sentiment": True, "summarizer": True, "toxicity": True}
             assert {p.rsplit(":", 1)[0] for p in ready["partitions"]} == {settings.input_topic, settings.summary_requests_topic}
 
             records = [OutRecord(key=f"ok-{i}".encode(), value=orjson.dumps({"id": f"ok-{i}", "text": f"A fine film, number {i}."}))
@@ -70,6 +70,10 @@ async def test_health_readiness_and_metrics_of_a_running_worker(
                                            "version": manifest["version"], "precision": "int8"}
             assert models["summarizer"]["name"] == summarizer_manifest["name"]
             assert models["summarizer"]["precision"] == settings.summarizer_precision
+            assert models["toxicity"]["name"] == "toxicity-linear" and models["toxicity"]["precision"] == "fp32"
+            # every enriched event is counted by its toxicity label
+            labelled = sum(m.get("streamnlp_toxicity_total", label=label) or 0 for label in ("clean", "offensive"))
+            assert labelled == VALID
 
             # Lag is refreshed every few seconds from the broker's end offsets and the group's commits.
             m = await poll_until(
