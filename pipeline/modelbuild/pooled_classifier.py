@@ -45,9 +45,11 @@ def build_pooled_classifier(base_dir: Path, num_labels: int, pooling: str = "cls
             self.head = nn.Linear(self.encoder.config.hidden_size, num_labels)
 
         def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
         ) -> torch.Tensor:
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            # MPNet (the distillation teacher) has no segment embeddings: its forward takes no token_type_ids
+            types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **types)
             if pooling == "cls":
                 pooled = out.pooler_output
             else:
@@ -70,7 +72,8 @@ def export_classifier_onnx(model: Any, tokenizer: Any, onnx_path: Path, check_te
 
     model.eval()
     sample = tokenizer(list(check_texts[:2]) or ["a sample"], padding=True, return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    # the inputs the tokenizer gives (MPNet's has no token_type_ids; the runtime feeds what the graph takes)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
     axes["logits"] = {0: "batch_size"}
     with torch.no_grad():
