@@ -51,6 +51,7 @@ class EvalConfig:
     max_tokens: int = 256
     threads: int = 0  # ONNX intra-op threads for every model (0 = all cores)
     limit: int | None = None  # first N labelled texts only (quick runs)
+    ood: bool = True  # also score every sentiment model on the labelled out-of-domain set (pipeline/modelbuild/ood.py)
     faithfulness_threshold: float = 0.75
     summary_min_chars: int = 400
     summarizer_batch_size: int = 4
@@ -130,11 +131,16 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
         labelled = _sentiment_data(config, targets)
         data["sentiment"] = {"name": labelled.name, "source": labelled.source, "n": len(labelled.texts),
                              "labels": {label: labelled.labels.count(label) for label in sorted(set(labelled.labels))}}
+        ood = _ood_data(config)
+        if ood is not None:
+            data["sentiment_ood"] = {"name": ood.name, "source": ood.source, "n": len(ood.texts),
+                                     "labels": {label: ood.labels.count(label) for label in sorted(set(ood.labels))}}
         for t in (t for t in targets if t.task == "sentiment"):
             for precision in t.precisions:
                 jobs.append((f"{t.name} {precision}", "sentiment", evaluate_sentiment, SentimentRun(
                     str(t.model_dir), precision, labelled.texts, labelled.labels, config.batch_size, config.threads,
-                    config.max_tokens, config.onnx_batch_size)))
+                    config.max_tokens, config.onnx_batch_size, ood_texts=ood.texts if ood else None,
+                    ood_labels=ood.labels if ood else None)))
     if "summarization" in config.tasks and any(t.task == "summarization" for t in targets):
         selected = load_long_texts()
         long_texts = TextSet(name="speech and debate passages", source=LONG_TEXTS_SOURCE,
@@ -163,6 +169,7 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
     for number, (label, task, work, job) in enumerate(jobs, 1):
         stage = f"eval {number}/{len(jobs)} {label}"
         results[task].append(run_isolated(work, job, functools.partial(progress, stage)))
+    comparison = compare_sentiment(targets, results["sentiment"])
     return {
         "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "command": config.command,
@@ -179,6 +186,7 @@ def run_eval(config: EvalConfig, progress: StageProgress) -> dict[str, Any]:
         "summarization": results["summarization"],
         "toxicity": results["toxicity"],
         "headline": headline(targets, results["sentiment"]),
+        "distillation": comparison,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
 
@@ -203,3 +211,83 @@ def headline(targets: list[Target], sentiment: list[dict[str, Any]]) -> dict[str
         "fp32_int8_gap": None if int8 is None or fp32 is None else round(fp32["accuracy"] - int8["accuracy"], 4),
         "throughput_int8_per_s": None if int8 is None else round(int8["throughput_per_s"], 1),
     }
+
+
+def _ood_data(config: EvalConfig) -> LabelledSet | None:
+    if not config.ood:
+        return None
+    from pipeline.modelbuild.ood import load_ood_set
+
+    ood = load_ood_set()
+    return LabelledSet(
+        name="out-of-domain sentences",
+        source="tweets, Amazon review sentences and NYT editorial sentences rated by 20+ people (vaderSentiment "
+               "3.3.2 sdist, Hutto & Gilbert 2014; pipeline/modelbuild/distill_data/README.md), 500 per label per domain",
+        texts=ood.texts, labels=ood.labels).limited(config.limit)
+
+
+#: The default's cost may be measured up to this much cheaper than a same-size student's by timing noise alone.
+COST_TOLERANCE = 0.05
+TEACHER = "sentiment-teacher"
+STUDENT_PREFIX = "sentiment-student-"
+
+
+def compare_sentiment(targets: list[Target], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """95% intervals on every row; paired differences against the default at int8; the switch rule (issue 15).
+
+    Each row's per-text outcomes (`correct`, `ood_correct`) are turned into a bootstrap interval of its
+    accuracy and a paired bootstrap interval + exact McNemar p of its difference to the default int8
+    row, then dropped (they are for this computation, not for the report). Rows are changed in place.
+    """
+    from pipeline.tools.evaluation.scores import bootstrap_interval, paired_difference
+
+    default = next((t for t in targets if t.task == "sentiment" and t.default), None)
+    name = None if default is None else default.manifest.get("name", default.name)
+    ref = next((r for r in rows if r["model"] == name and r["precision"] == "int8"), None)
+    ref_bits = {} if ref is None else {key: ref.get(key) for key in ("correct", "ood_correct")}
+    for r in rows:
+        for key, acc in (("correct", "accuracy"), ("ood_correct", "ood_accuracy")):
+            bits = r.pop(key, None)
+            if not bits:
+                continue
+            outcomes = [c == "1" for c in bits]
+            r[acc + "_ci95"] = bootstrap_interval(outcomes)
+            other = ref_bits.get(key)
+            if other and len(other) == len(bits):
+                r[acc + "_vs_default"] = paired_difference(outcomes, [c == "1" for c in other])
+    if ref is None:
+        return None
+    teacher = next((r for r in rows if r["model"] == TEACHER and r["precision"] == "fp32"), None)
+    out: dict[str, Any] = {"default": {"model": name, "precision": "int8", "accuracy": ref["accuracy"],
+                                       "ood_accuracy": ref.get("ood_accuracy"),
+                                       "throughput_per_s": ref["throughput_per_s"]}}
+    if teacher is not None:
+        kept = ref["accuracy"] / teacher["accuracy"]
+        cost = teacher["throughput_per_s"] / ref["throughput_per_s"]  # cost per event = 1 / throughput
+        out["teacher"] = {"accuracy": teacher["accuracy"], "ood_accuracy": teacher.get("ood_accuracy"),
+                          "throughput_per_s": teacher["throughput_per_s"]}
+        out["keeps"] = {"accuracy_share": kept, "cost_share": cost,
+                        "line": f"the default keeps {100 * kept:.1f}% of the teacher's accuracy at {100 * cost:.1f}% "
+                                f"of its cost per event"}
+    verdicts = []
+    for r in rows:
+        if not r["model"].startswith(STUDENT_PREFIX):
+            continue
+        held = r.get("accuracy_vs_default") or {}
+        ood = r.get("ood_accuracy_vs_default") or {}
+        checks = {
+            "beats_default_held_out": bool(held) and held["low"] > 0,
+            "no_loss_out_of_domain": bool(ood) and ood["difference"] >= 0,
+            "costs_no_more": r["throughput_per_s"] >= ref["throughput_per_s"] * (1 - COST_TOLERANCE),
+        }
+        verdicts.append({"model": r["model"], "precision": r["precision"], **checks,
+                         "qualifies": all(checks.values())})
+    qualifying = [v for v in verdicts if v["qualifies"]]
+    best = max(qualifying, key=lambda v: next(r["accuracy"] for r in rows if r["model"] == v["model"]
+                                              and r["precision"] == v["precision"]), default=None)
+    out["switch_rule"] = {
+        "rule": "the default becomes the best student that beats it on held-out reviews with the 95% interval of "
+                "the paired difference above zero, does not lose on the out-of-domain set, and costs no more per "
+                f"event (throughput within {100 * COST_TOLERANCE:.0f}% of the default's or better)",
+        "students": verdicts, "winner": best}
+    return out

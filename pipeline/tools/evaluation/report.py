@@ -56,15 +56,18 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
             f"Texts are handed over {batch} per `predict()` call (a worker micro-batch), sorted by length "
             f"inside it and run {rows} rows per ONNX run, as in the worker.",
             "",
-            f"| model | precision | accuracy | macro-F1 | ECE | size | peak RAM | p50 ms / {batch} texts "
-            "| p99 ms | texts/s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| model | precision | accuracy (95% CI) | vs default int8 | out of domain (95% CI) | OOD vs default "
+            f"| macro-F1 | ECE | size | peak RAM | p50 ms / {batch} texts | p99 ms | texts/s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in report["sentiment"]:
             lines.append(
-                f"| {r['model']} | {r['precision']} | {_pct(r['accuracy'])} | {_num(r['macro_f1'])} | {_num(r['ece'])} "
+                f"| {r['model']} | {r['precision']} | {_with_ci(r.get('accuracy'), r.get('accuracy_ci95'))} "
+                f"| {_vs(r.get('accuracy_vs_default'))} | {_with_ci(r.get('ood_accuracy'), r.get('ood_accuracy_ci95'))} "
+                f"| {_vs(r.get('ood_accuracy_vs_default'))} | {_num(r['macro_f1'])} | {_num(r['ece'])} "
                 f"| {_mb(r['size_bytes'])} | {_mb(r['peak_rss_delta_bytes'])} | {r['latency_ms_p50']:.1f} "
                 f"| {r['latency_ms_p99']:.1f} | {r['throughput_per_s']:.0f} |")
+        lines += distillation_section(report)
         unknown = {r["model"]: r["unknown_gold_labels"] for r in report["sentiment"] if r["unknown_gold_labels"]}
         if unknown:
             lines += ["", "Gold labels a model cannot output (always counted wrong): "
@@ -111,6 +114,53 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _with_ci(x: float | None, ci: list[float] | tuple[float, float] | None) -> str:
+    if x is None:
+        return "-"
+    return _pct(x) if not ci else f"{100 * x:.1f}% ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
+
+
+def _vs(d: dict[str, Any] | None) -> str:
+    """Paired difference to the default int8 row in points, its 95% interval, and McNemar's p."""
+    if not d:
+        return "-"
+    if not d["a_only"] and not d["b_only"]:
+        return "same answers"
+    return (f"{100 * d['difference']:+.1f} ({100 * d['low']:+.1f} to {100 * d['high']:+.1f}; "
+            f"p={d['mcnemar_p']:.2g})")
+
+
+def distillation_section(report: dict[str, Any]) -> list[str]:
+    """The teacher-vs-default line and the switch rule's verdict per student (issue 15)."""
+    comp = report.get("distillation")
+    if not comp:
+        return []
+    lines = [""]
+    ood = report["data"].get("sentiment_ood")
+    if ood:
+        lines += [f"Out of domain: {ood['source']} (n = {ood['n']:,}). Intervals: percentile bootstrap over texts "
+                  "(2,000 resamples); *vs default*: paired bootstrap of the accuracy difference to the default at "
+                  "int8 on the same texts, in points, with the exact McNemar p.", ""]
+    if comp.get("keeps"):
+        lines += [f"**{comp['keeps']['line'][0].upper() + comp['keeps']['line'][1:]}** (default int8 vs teacher fp32: "
+                  f"held-out accuracy ratio, and the teacher's texts/s over the default's).", ""]
+    rule = comp.get("switch_rule")
+    if rule:
+        lines += [f"**Default switch rule**: {rule['rule']}.", ""]
+        if rule["students"]:
+            lines += ["| student | precision | beats default (held-out, CI > 0) | no loss out of domain "
+                      "| costs no more | qualifies |", "|---|---|---|---|---|---|"]
+            yes = {True: "yes", False: "no"}
+            lines += [f"| {v['model']} | {v['precision']} | {yes[v['beats_default_held_out']]} "
+                      f"| {yes[v['no_loss_out_of_domain']]} | {yes[v['costs_no_more']]} | **{yes[v['qualifies']]}** |"
+                      for v in rule["students"]]
+            lines.append("")
+        winner = rule.get("winner")
+        lines += [f"Verdict: {winner['model']} {winner['precision']} qualifies." if winner else
+                  "Verdict: no student qualifies; the default stays.", ""]
+    return lines
 
 
 #: What a linear bag-of-words model cannot do, as the per-case table shows it (docs/models.md, "Toxicity").
@@ -196,7 +246,8 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    panels = [(task, rows) for task, rows in (("sentiment", report["sentiment"]),
+    ood_rows = [r for r in report["sentiment"] if r.get("ood_accuracy") is not None]
+    panels = [(task, rows) for task, rows in (("sentiment", report["sentiment"]), ("sentiment-ood", ood_rows),
                                               ("summarization", report["summarization"])) if rows]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.2 * max(1, len(panels)), 4.6), squeeze=False)
     for ax, (task, rows) in zip(axes[0], panels, strict=False):
@@ -206,6 +257,12 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("throughput (texts/s, log scale)")
             ax.set_ylabel(f"accuracy on {report['data']['sentiment']['name']} (%)")
             ax.set_title("Sentiment")
+        elif task == "sentiment-ood":
+            xs = [r["throughput_per_s"] for r in rows]
+            ys = [100 * r["ood_accuracy"] for r in rows]
+            ax.set_xlabel("throughput (texts/s, log scale)")
+            ax.set_ylabel(f"accuracy on {report['data']['sentiment_ood']['name']} (%)")
+            ax.set_title("Sentiment, out of domain")
         else:
             xs = [r["docs_per_s"] for r in rows]
             ys = [100 * (1 - r["fallback_rate"]) for r in rows]

@@ -70,6 +70,8 @@ class SentimentRun:
     threads: int = 0  # ONNX intra-op threads (0 = all cores, the worker default)
     max_tokens: int = 256
     onnx_batch_size: int = 32  # rows per ONNX run inside a call (STREAMNLP_INFERENCE_BATCH_SIZE)
+    ood_texts: list[str] | None = None  # a second, out-of-domain labelled set: accuracy only, not timed
+    ood_labels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,20 @@ def evaluate_sentiment(run: SentimentRun, progress: Progress) -> dict[str, Any]:
         confidences.extend(p.score for p in out)
         progress(min(start + run.batch_size, n), n)
     correct = [p == g for p, g in zip(predicted, run.labels, strict=True)]
+    ood: dict[str, Any] = {}
+    if run.ood_texts is not None and run.ood_labels is not None:
+        # at the worker's batching too, after the timed run (its time is not in the throughput)
+        ood_predicted = [p.label for start in range(0, len(run.ood_texts), run.batch_size)
+                         for p in clf.predict(run.ood_texts[start : start + run.batch_size])]
+        ood = {"ood_accuracy": accuracy(run.ood_labels, ood_predicted), "ood_n": len(run.ood_texts),
+               "ood_correct": "".join("1" if p == g else "0" for p, g in zip(ood_predicted, run.ood_labels,
+                                                                               strict=True))}
     return {
         "model": clf.info.name, "version": clf.info.version, "precision": clf.info.precision,
         "n": n, "labels": clf.labels, "unknown_gold_labels": unknown,
+        # per-text outcomes as a 0/1 string: plan.py derives intervals and paired differences, then drops them
+        "correct": "".join("1" if c else "0" for c in correct),
+        **ood,
         "accuracy": accuracy(run.labels, predicted),
         "macro_f1": macro_f1(run.labels, predicted),
         "ece": expected_calibration_error(confidences, correct, n_bins=10),

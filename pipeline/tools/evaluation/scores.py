@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["accuracy", "expected_calibration_error", "macro_f1", "percentile"]
+__all__ = ["accuracy", "bootstrap_interval", "expected_calibration_error", "macro_f1", "paired_difference", "percentile"]
 
 
 def _check_pairs(gold: Sequence[object], predicted: Sequence[object]) -> None:
@@ -73,3 +73,50 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not 0.0 <= q <= 100.0:
         raise ValueError("q must be within 0..100")
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def bootstrap_interval(correct: Sequence[bool], *, n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of an accuracy (resampling texts with replacement), seeded."""
+    hit = np.asarray(correct, dtype=np.float64)
+    if not hit.size:
+        raise ValueError("no examples")
+    rng = np.random.default_rng(seed)
+    means = hit[rng.integers(0, hit.size, size=(n_boot, hit.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def paired_difference(a_correct: Sequence[bool], b_correct: Sequence[bool], *, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> dict[str, float | int]:
+    """Accuracy of A minus accuracy of B on the same texts: paired bootstrap interval and exact McNemar p.
+
+    Paired because both models answer the same texts: resampling texts keeps each text's pair of
+    outcomes together, which is what makes a 1-point difference on 1,275 texts detectable at all.
+    McNemar's exact test looks at the discordant texts only (A right and B wrong, or the reverse).
+    """
+    a = np.asarray(a_correct, dtype=np.float64)
+    b = np.asarray(b_correct, dtype=np.float64)
+    if a.shape != b.shape or not a.size:
+        raise ValueError(f"paired outcomes needed: {a.size} vs {b.size}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(n_boot, a.size))
+    diffs = a[idx].mean(axis=1) - b[idx].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    a_only = int(((a == 1) & (b == 0)).sum())
+    b_only = int(((a == 0) & (b == 1)).sum())
+    return {"difference": float(a.mean() - b.mean()), "low": float(np.percentile(diffs, tail)),
+            "high": float(np.percentile(diffs, 100 - tail)), "a_only": a_only, "b_only": b_only,
+            "mcnemar_p": _mcnemar_exact(a_only, b_only)}
+
+
+def _mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p: binomial(n = discordant, 1/2) tail, doubled, capped at 1."""
+    from math import comb
+
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    k = min(a_only, b_only)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
