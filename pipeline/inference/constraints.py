@@ -174,9 +174,12 @@ class SourceIndex:
             if n == 12:
                 number_words.add("dozen")
         number_words |= words & set(_NUMBER_WORDS)
-        words |= _initials(source)
-        self.words = frozenset(words)
-        self.prefixes = _prefixes(words)
+        # Names are matched on `_name_key`: case-blind on the first letter only, so "Economy" matches the
+        # source's "economy" but an all-caps run cannot be spelled out of lower-case words ("BRI" from
+        # "bring" gave "BRIZONA HANGING IN THE BALANCE"); the source's own words count in lower case too.
+        names = {_name_key(w) for w in _WORD.findall(source)} | words | {_name_key(w) for w in _initials(source)}
+        self.words = frozenset(words | names)
+        self.prefixes = _prefixes(self.words)
         self.digits = frozenset(digits)
         self.digit_prefixes = _prefixes(digits)
         self.number_words = frozenset(number_words)
@@ -195,9 +198,10 @@ class SourceIndex:
             return not complete and (low in self.number_word_prefixes or low in self.prefixes)
         if not first.isupper():
             return True
+        key = _name_key(word)
         if complete:
-            return low in self.words or low in _TITLES or low == "i" or (sentence_start and low in _COMMON)
-        return low in self.prefixes or low == "i" or (sentence_start and low in _COMMON_PREFIXES)
+            return key in self.words or low in _TITLES or low == "i" or (sentence_start and key in _COMMON)
+        return key in self.prefixes or low == "i" or (sentence_start and key in _COMMON_PREFIXES)
 
 
 def _initials(source: str) -> set[str]:
@@ -207,8 +211,12 @@ def _initials(source: str) -> set[str]:
         caps = [w[0].lower() for w in run.group().split() if w[0].isupper()]
         for i in range(len(caps)):
             for j in range(i + 2, min(len(caps), i + 5) + 1):
-                out.add("".join(caps[i:j]))
+                out.add("".join(caps[i:j]).upper())
     return out
+
+
+def _name_key(word: str) -> str:
+    return word[:1].lower() + word[1:]
 
 
 def _sentence_start(before: str) -> bool:
@@ -270,8 +278,10 @@ class SourceConstraint:
         after_space = text[-1:].isspace() and text[-1:] != "\n"
         second_best = None
         for tok in top.tolist():
-            if tok == greedy or self.table.blank[tok]:
-                continue  # a bare space dodges the rule for one step and teaches the model double spaces
+            if tok == greedy or self.table.blank[tok] or "\ufffd" in self.table.surfaces[tok]:
+                # a bare space dodges the rule for one step and teaches the model double spaces; a byte
+                # piece of a multi-byte character dodged it into "ŨS Senate"
+                continue
             if not sentence_done and (tok in self._eos or self.table.newline[tok]):
                 continue
             if not self.allowed(text, tok):

@@ -77,6 +77,13 @@ def test_a_name_that_is_only_a_prefix_of_a_source_word_is_refused_when_it_finish
     assert allowed("Fans of Romney", "care", src)
 
 
+def test_an_all_caps_word_must_be_all_caps_in_the_source():
+    table = TokenTable.from_surfaces([" BR", "IZ", " Bri", " US", " Us"])
+    c = SourceConstraint.for_source("They bring the USA home.", table)
+    assert not c.allowed("The", 0) and c.allowed("The", 2)   # "Bri" may become "Bring"; "BR" spells nothing
+    assert c.allowed("in the", 3) and c.allowed("in the", 4)   # "Us" may still become "Usa"
+
+
 def test_sentence_initial_common_words_stay_allowed():
     src = "workers lost jobs"  # no "The", "In", "He" anywhere, in any case
     assert allowed("", "The", src) and allowed("Jobs were lost.", " He", src) and allowed("x:", " In", src)
@@ -140,7 +147,7 @@ def test_source_index_numbers_and_initials():
     idx = SourceIndex("About 1,200 people, twenty-one of them from the United States of America, and 3 million.")
     assert {"1200", "1", "200", "21", "3"} <= idx.digits
     assert {"twenty", "one", "million", "three"} <= idx.number_words
-    assert "usa" in idx.words and "us" in idx.words
+    assert "uSA" in idx.words and "uS" in idx.words
 
 
 def test_token_table_from_a_real_tokenizer_keeps_leading_spaces():
