@@ -69,7 +69,8 @@ class Generated(Protocol):
 
 
 class Generator(Protocol):
-    """The part of the LLM summarizer the agent relies on (pipeline.inference.summarizer.Summarizer)."""
+    """The part of the LLM summarizer the agent relies on: pipeline.inference.summarizer.Summarizer (in this
+    process), or pipeline.inference.process.SummarizerProcess (in child processes at a lower CPU priority)."""
 
     @property
     def info(self) -> Any: ...
