@@ -5,6 +5,15 @@ One run, same prompts (the runtime's own prompt construction, ~110-150 tokens ea
 count, greedy, exactly --new-tokens generated per prompt (EOS/stop sequences ignored so every
 engine does the same work). Prints docs/s per engine and batch size and the ratio vs PyTorch.
 
+Two more rows (issue 14's floor: the default keeps >= 0.5x the old int8's batch-4 docs/s):
+* "int8 per-tensor (recipe 1.1.0)": the old int8 (quantize_dynamic, per-tensor s8 weights),
+  quantized on the fly from the model dir's fused fp32 graph into a temp dir (--no-reference-int8
+  skips it);
+* "default configuration": decodes as the worker does with the current settings (precision,
+  STREAMNLP_SUMMARIZER_MAX_NEW_TOKENS, STREAMNLP_SUMMARIZER_CONSTRAIN_TO_SOURCE: with the
+  constraint on, each batch builds its rows' constraints and pays their per-step checks inside
+  the timed call), EOS still ignored so every row does its full max_new_tokens.
+
     streamnlp bench summarizer                       # default model dir, all built precisions
     streamnlp bench summarizer --skip-torch --precisions int8 --batch-sizes 1,4,8
     streamnlp bench summarizer --genai-model /tmp/sw/genai --genai-python /tmp/genai-venv/bin/python
@@ -22,15 +31,20 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL
+from pipeline.modelbuild.base import ModelBuildError
+from pipeline.settings import DEFAULT_MODEL_CACHE, DEFAULT_SUMMARIZER_MODEL, ConfigError, Settings, load_settings
 
 DEFAULT_MODEL_DIR = DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL
 TORCH_ENGINE = "pytorch fp32 (transformers generate)"
 TARGET_SPEEDUP = 4.0  # issue 3: the chosen runtime must be >= 4x PyTorch generate
+REFERENCE_ENGINE = "int8 per-tensor (recipe 1.1.0)"
+DEFAULT_ENGINE = "default configuration"
+REFERENCE_FLOOR = 0.5  # issue 14: the default keeps >= 0.5x the 1.1.0 int8's service-batch docs/s
 
 TEXTS = [
 "I bought this robot vacuum three months ago after reading glowing reviews. Setup was easy and the app connected to our wifi on the first try. For the first few weeks it cleaned well, picking up dog hair from the hardwood floors and the rug in the living room. Then the problems started: it kept getting stuck under the couch, the side brush snapped, and twice it drove itself down the stairs. Customer support took nine days to answer and only offered a replacement brush. I returned it and went back to my old corded vacuum.",
@@ -77,7 +91,8 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-Runner = Callable[[list[list[int]]], object]
+#: One batch: its prompt token ids and the source texts they were built from (same order).
+Runner = Callable[[list[list[int]], list[str]], object]
 
 
 def onnx_runner(model_dir: Path, precision: str, prompts, threads: int, new_tokens: int) -> Runner:
@@ -85,7 +100,60 @@ def onnx_runner(model_dir: Path, precision: str, prompts, threads: int, new_toke
 
     s = Summarizer.load(model_dir, SummarizerConfig(precision=precision, intra_op_threads=threads, max_new_tokens=new_tokens))
     s.generate_ids(prompts[:1], max_new_tokens=4, ignore_stop=True)  # warm-up
-    return lambda batch: s.generate_ids(batch, ignore_stop=True)
+    return lambda batch, _texts: s.generate_ids(batch, ignore_stop=True)
+
+
+def build_reference_int8(model_dir: Path, dest: Path) -> Path:
+    """Recipe 1.1.0's int8 of `model_dir`'s fp32 graph, as a loadable summarizer dir at `dest`.
+
+    The 1.2.0 build no longer writes it, so the floor's reference is re-made from the same fp32
+    weights with the same call 1.1.0 used (`quantize_int8`: quantize_dynamic, s8 per-tensor
+    weights on the MatMuls). The small files are symlinked; only model_int8.onnx is written."""
+    from pipeline.modelbuild.summarizer import PRECISION_FILES, quantize_int8
+
+    model_dir = Path(model_dir)
+    src = model_dir / PRECISION_FILES["fp32"]
+    if not src.is_file():
+        raise ModelBuildError(
+            f"{model_dir} has no fp32 graph ({src.name}) to re-make the 1.1.0 int8 reference from; "
+            "build the summarizer with fp32 (`streamnlp models build`) or pass --no-reference-int8"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "generation.json", "config.json"):
+        if (model_dir / name).is_file():
+            (dest / name).symlink_to((model_dir / name).resolve())
+    quantize_int8(src, dest / PRECISION_FILES["int8"])
+    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    (dest / "manifest.json").write_text(json.dumps({
+        "name": f"{manifest.get('name', model_dir.name)}-int8-1.1.0",
+        "version": f"1.1.0 int8 of {manifest.get('version', 'unversioned')}",
+    }), encoding="utf-8")
+    return dest
+
+
+def default_runner(model_dir: Path, settings: Settings, prompts, threads: int) -> tuple[Runner, str]:
+    """The worker's default decoding (its SummarizerConfig from `settings`; threads as the other
+    engines, so the ratio compares decoding, not thread budgets) and a label saying what it is."""
+    from pipeline.inference.summarizer import Summarizer, SummarizerConfig
+
+    config = SummarizerConfig(
+        precision=settings.summarizer_precision,
+        max_new_tokens=settings.summarizer_max_new_tokens,
+        max_prompt_tokens=settings.summarizer_max_prompt_tokens,
+        constrain_to_source=settings.summarizer_constrain_to_source,
+        intra_op_threads=threads,
+    )
+    s = Summarizer.load(model_dir, config)
+    s.generate_ids(prompts[:1], max_new_tokens=4, ignore_stop=True)  # warm-up
+    label = (f"{config.precision} of {s.info.version}, {config.max_new_tokens} new tokens, source constraint "
+             f"{'on' if config.constrain_to_source else 'off'}")
+
+    def run(batch: list[list[int]], texts: list[str]) -> object:
+        # built per batch, as Summarizer.summarize does: the constraint's setup is part of its cost
+        constraints = [s.source_constraint(t) for t in texts] if config.constrain_to_source else None
+        return s.generate_ids(batch, ignore_stop=True, constraints=constraints)
+
+    return run, label
 
 
 def torch_runner(prompts, threads: int, new_tokens: int, pad_id: int) -> Runner:
@@ -102,7 +170,7 @@ def torch_runner(prompts, threads: int, new_tokens: int, pad_id: int) -> Runner:
     _progress(f"  loading {gguf.name} with transformers (dequantize to fp32)...")
     model = AutoModelForCausalLM.from_pretrained(str(pkg_dir), gguf_file=gguf.name, trust_remote_code=False).eval()
 
-    def run(batch: list[list[int]]) -> None:
+    def run(batch: list[list[int]], _texts: list[str]) -> None:
         width = max(len(p) for p in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -115,12 +183,12 @@ def torch_runner(prompts, threads: int, new_tokens: int, pad_id: int) -> Runner:
                 min_new_tokens=new_tokens, pad_token_id=pad_id,
             )
 
-    run(prompts[:1])  # warm-up
+    run(prompts[:1], [])  # warm-up
     return run
 
 
 def run_interleaved(
-    runners: dict[str, Runner], prompts: list[list[int]], batch_sizes: list[int], rounds: int
+    runners: dict[str, Runner], prompts: list[list[int]], texts: Sequence[str], batch_sizes: list[int], rounds: int
 ) -> dict[str, dict[int, float]]:
     """Median docs/s per engine and batch size over `rounds` rounds.
 
@@ -136,7 +204,7 @@ def run_interleaved(
             for name, run in runners.items():
                 start = time.perf_counter()
                 for i in range(0, len(prompts), bs):
-                    run(prompts[i : i + bs])
+                    run(prompts[i : i + bs], list(texts[i : i + bs]))
                 dps = len(prompts) / (time.perf_counter() - start)
                 samples[name][bs].append(dps)
                 done += 1
@@ -161,6 +229,19 @@ def bench_genai(python: str, model_dir: str, prompts, batch_sizes, new_tokens: i
     return {int(k): v for k, v in json.loads(res.stdout.strip().splitlines()[-1]).items()}
 
 
+def default_vs_reference(results: dict[str, dict[int, float]], batch: int, label: str) -> str | None:
+    """Issue 14's check in words: the default configuration's docs/s at the service batch as a
+    multiple of the 1.1.0 int8's from the same run, and whether it keeps the floor."""
+    ref = results.get(REFERENCE_ENGINE, {}).get(batch)
+    got = results.get(DEFAULT_ENGINE, {}).get(batch)
+    if ref is None or got is None:
+        return None
+    ratio = got / ref
+    verdict = "meets" if ratio >= REFERENCE_FLOOR else "MISSES"
+    return (f"{DEFAULT_ENGINE} ({label}, batch {batch}): {got:.2f} docs/s = {ratio:.2f} x the 1.1.0 int8's "
+            f"{ref:.2f} docs/s in the same run - {verdict} the {REFERENCE_FLOOR}x floor")
+
+
 def main(argv: list[str] | None = None) -> int:
     from pipeline.inference.summarizer import Summarizer, SummarizerConfig
 
@@ -173,10 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=int, default=8, help="number of prompts (texts are cycled)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--reference-int8", action=argparse.BooleanOptionalAction, default=True,
+                    help=f"also run '{REFERENCE_ENGINE}', re-made from the fp32 graph (~10-20 s), and the "
+                    f"'{DEFAULT_ENGINE}' row's ratio to it (issue 14's {REFERENCE_FLOOR}x floor)")
     ap.add_argument("--genai-model", help="onnxruntime-genai model dir (optional)")
     ap.add_argument("--genai-python", default=sys.executable, help="interpreter with onnxruntime-genai installed")
     ap.add_argument("--json", type=Path, help="also write results as JSON here")
     args = ap.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"streamnlp bench summarizer: {exc}", file=sys.stderr)
+        return 2
 
     batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     files = {"fp32": "model.onnx", "int8": "model_int8.onnx", "int4": "model_int4.onnx"}
@@ -199,7 +288,20 @@ def main(argv: list[str] | None = None) -> int:
         runners[TORCH_ENGINE] = torch_runner(prompts, args.threads, args.new_tokens, pad_id)
     for p in precisions:
         runners[f"onnx {p} (streamnlp loop)"] = onnx_runner(args.model_dir, p, prompts, args.threads, args.new_tokens)
-    results = run_interleaved(runners, prompts, batch_sizes, args.rounds)
+    if args.reference_int8:
+        # the session holds the graph in memory once loaded, so the temp dir can go right away
+        with tempfile.TemporaryDirectory(prefix="streamnlp-int8-1.1.0-") as tmp:
+            t_ref = time.perf_counter()
+            _progress(f"  re-making {REFERENCE_ENGINE} from {args.model_dir / 'model.onnx'} ...")
+            try:
+                ref_dir = build_reference_int8(args.model_dir, Path(tmp))
+            except ModelBuildError as exc:
+                print(f"streamnlp bench summarizer: {exc}", file=sys.stderr)
+                return 2
+            runners[REFERENCE_ENGINE] = onnx_runner(ref_dir, "int8", prompts, args.threads, args.new_tokens)
+            _progress(f"  ... built and loaded in {time.perf_counter() - t_ref:.0f}s")
+    runners[DEFAULT_ENGINE], default_label = default_runner(args.model_dir, settings, prompts, args.threads)
+    results = run_interleaved(runners, prompts, texts, batch_sizes, args.rounds)
     if args.genai_model:
         try:
             results["onnxruntime-genai int4"] = bench_genai(
@@ -221,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(
         f"(median docs/s of {args.rounds} interleaved rounds; {len(prompts)} prompts, "
-        f"{args.new_tokens} new tokens forced, {args.threads} threads)"
+        f"{args.new_tokens} new tokens forced, {args.threads} threads; {DEFAULT_ENGINE}: {default_label})"
     )
     service = SummarizerConfig()
     chosen = f"onnx {service.precision} (streamnlp loop)"
@@ -232,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             f"chosen runtime ({chosen}, service batch {service.batch_size}): {ratio:.2f}x PyTorch generate "
             f"- {verdict} the {TARGET_SPEEDUP:.0f}x target"
         )
+    floor_line = default_vs_reference(results, settings.summarizer_batch_size, default_label)
+    if floor_line:
+        print(floor_line)
+    elif args.reference_int8:
+        _progress(f"  no floor check: the service batch size {settings.summarizer_batch_size} is not in --batch-sizes")
     if args.json:
         args.json.write_text(json.dumps({k: {str(b): v for b, v in r.items()} for k, r in results.items()}, indent=2) + "\n")
     return 0
