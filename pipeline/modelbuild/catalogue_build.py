@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -50,6 +51,29 @@ def hub_problem(environ: dict[str, str] | None = None, timeout_s: float = HUB_PR
         return f"{host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
 
 
+def stale_recipe(entry: CatalogueEntry, model_dir: Path) -> str | None:
+    """Why a built model is older than its recipe, or None.
+
+    A recipe module names the version it writes (`RECIPE_VERSION`); its manifests carry
+    "<version>+<params hash>". Without this check a pulled recipe change (the summarizer's int8
+    moved to 8-bit MatMulNBits in 1.2.0) would leave `make demo` running the old build.
+    Export recipes ("export+<hash>") and unversioned manifests are never called stale.
+    """
+    module_name = entry.recipe.partition(":")[0]
+    try:
+        expected = getattr(importlib.import_module(module_name), "RECIPE_VERSION", None)
+    except ImportError:
+        return None
+    try:
+        built = str(json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8")).get("version", ""))
+    except (OSError, ValueError):
+        return None
+    head, plus, _ = built.partition("+")
+    if not expected or not plus or not head[:1].isdigit() or head == expected:
+        return None
+    return f"built by recipe {head}, the recipe is now {expected}"
+
+
 def build_entry(
     entry: CatalogueEntry,
     cache_dir: Path,
@@ -61,7 +85,11 @@ def build_entry(
     """Build `entry` into `cache_dir/<name>` (skipped when already built, unless `force`). Returns the path."""
     out_dir = Path(cache_dir) / entry.name
     if is_built(out_dir) and not force:
-        return out_dir
+        stale = stale_recipe(entry, out_dir)
+        if stale is None:
+            return out_dir
+        if progress is not None:
+            progress(f"{entry.name}: {stale}; rebuilding", 0, 1)
     takes_source = entry.source.kind != "package"
     if source_override is not None and not takes_source:
         raise ModelBuildError(f"{entry.name} is built from the {entry.source.package} package; --source does not apply")

