@@ -315,4 +315,4 @@ class SourceConstraint:
         if body[:1].isnumeric():
             return True
         m = _WORD.match(body)
-        return bool(m) and m.group().lower() in _CHECKED_NUMBER_WORDS
+        return m is not None and m.group().lower() in _CHECKED_NUMBER_WORDS

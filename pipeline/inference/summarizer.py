@@ -355,8 +355,9 @@ class Summarizer:
             timed_out = deadline is not None and time.monotonic() >= deadline
             for j, r in enumerate(active):
                 tok = int(next_tok[j])
-                if constraints is not None and constraints[r] is not None:
-                    tok = constraints[r].choose(sofar[r], logits[j], tok)
+                constraint = constraints[int(r)] if constraints is not None else None
+                if constraint is not None:
+                    tok = constraint.choose(sofar[r], logits[j], tok)
                     next_tok[j] = tok
                 if ignore_stop:
                     generated[r, n_gen[r]] = tok
@@ -402,7 +403,7 @@ class Summarizer:
             if not reasons[row]:
                 reasons[row], texts[row] = "max_new_tokens", self._decode(generated[row, : n_gen[row]])
         if constraints is not None:
-            texts = [texts[r] if constraints[r] is None else constraints[r].tidy(texts[r]) for r in range(rows)]
+            texts = [texts[r] if (c := constraints[r]) is None else c.tidy(texts[r]) for r in range(rows)]
         return [(_clean(texts[r]), int(n_gen[r]), reasons[r]) for r in range(rows)]
 
     def source_constraint(self, source: str) -> SourceConstraint:
