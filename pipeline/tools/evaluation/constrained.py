@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 HARD = ("number", "time", "date", "entity")

@@ -227,7 +227,8 @@ def _labelled_section(rows: list[dict[str, Any]]) -> list[str]:
     lines.append("")
     for r in rows:
         frontier = (r.get("frontier") or {}).get("test")
-        if not frontier:
+        # a frontier over unlabelled text would be guesswork: only fully labelled runs get one
+        if not frontier or r["labelled"]["test"]["unlabelled"]:
             continue
         lines += [f"Coverage vs error on the test split, {r['model']} {r['precision']}, by faithfulness threshold:",
                   "", "| threshold | published | coverage | with error | bad (error, cut, meta) |",
