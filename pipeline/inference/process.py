@@ -6,14 +6,17 @@ priority as sentiment's. With 8 summaries in flight on 2 cores sentiment p99 wen
 1,287 ms. A child process has its own GIL, and the OS can be told that its threads matter less:
 sentiment's threads run whenever they are runnable; generation gets what they leave.
 
-Why `multiprocessing` with the spawn context (and not subprocess + pipes): it is the standard
-library's documented way to run a function in a fresh interpreter and talk to it - pickled,
-framed messages in both directions (an exception raised in the child, e.g. `ModelLoadError`,
-arrives as itself), a sentinel that says the child died, and `connection.wait` to wait on both
-at once - which subprocess would leave to hand-written framing. Spawn, not fork: the worker is
-multi-threaded (ONNX Runtime pools, the asyncio loop, Kafka clients) and forking a threaded
-process can deadlock the child; spawn starts a clean interpreter that imports only this module
-and what it needs (onnxruntime, tokenizers, numpy; never torch).
+How: the child is `python -m pipeline.inference.process FD`, started with `subprocess`, and the two
+talk over a socket pair with `multiprocessing.connection` (both standard library): pickled, framed
+messages both ways, so an exception raised in the child (`ModelLoadError`, a tokenizer error)
+arrives as itself, and the child's death is end-of-file on the parent's end. Not fork: the worker
+is multi-threaded (ONNX Runtime pools, the asyncio loop, Kafka clients) and forking a threaded
+process can deadlock the child. Not `multiprocessing`'s spawn start method either: it re-runs the
+parent's `__main__` script in the child (a script without a main guard runs twice, one read from
+stdin cannot start a child at all, and whatever the script imports - torch in an evaluation
+script - loads in the child too) and starts a resource-tracker process the worker does not need.
+`python -m` starts a clean interpreter that imports this module and what it needs (onnxruntime,
+tokenizers, numpy; never torch).
 
 The child loads the model at normal priority (a restart should not crawl), then demotes every
 one of its threads (ONNX Runtime's pool threads exist by then): SCHED_IDLE by default, which
@@ -27,10 +30,11 @@ import multiprocessing
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,11 +104,16 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _serve(conn: Connection, model_dir: Path, config: SummarizerConfig, priority: Priority) -> None:
-    """The child: load, report ("ready", info, priority) or ("error", exc), then answer calls until EOF."""
+def _serve(conn: Connection) -> None:
+    """The child: receive (model_dir, config, priority), load, report ("ready", info, priority) or
+    ("error", exc), then answer calls until EOF."""
     # Ctrl-C in a terminal signals the whole process group: the parent decides when the child stops
     # (it closes the pipe), so an interrupt never fails a batch half-way through.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        model_dir, config, priority = conn.recv()
+    except (EOFError, OSError):
+        return
     try:
         summarizer = Summarizer.load(model_dir, config)
     except BaseException as exc:  # noqa: BLE001 - every load failure must reach the parent
@@ -138,14 +147,14 @@ class _Child:
         self.model_dir = model_dir
         self.config = config
         self.priority = priority
-        self.process: BaseProcess | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
         self.info: ModelInfo | None = None
         self.applied = ""
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.conn is not None and self.process.is_alive()
+        return self.process is not None and self.conn is not None and self.process.poll() is None
 
     @property
     def pid(self) -> int | None:
@@ -153,14 +162,15 @@ class _Child:
 
     def start(self) -> None:
         """Spawn and wait for the model to load. Raises ModelLoadError with the child's own reason."""
-        ctx = multiprocessing.get_context("spawn")
-        parent_end, child_end = ctx.Pipe()
-        # daemon: never outlives the worker, whatever way the worker exits
-        process = ctx.Process(target=_serve, args=(child_end, self.model_dir, self.config, self.priority),
-                              name="streamnlp-summarizer", daemon=True)
-        process.start()
-        child_end.close()  # only the child holds it now: its death is EOF on parent_end
+        parent_end, child_end = multiprocessing.Pipe()  # a socket pair of Connections
+        process = subprocess.Popen([sys.executable, "-m", __name__, str(child_end.fileno())],
+                                   pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
+        child_end.close()  # only the child holds it now: its death is EOF on parent_end (and ours is EOF on its)
         self.process, self.conn = process, parent_end
+        try:
+            parent_end.send((self.model_dir, self.config, self.priority))
+        except OSError:
+            pass  # it died at once: the receive below reports how
         try:
             message = self._receive(_LOAD_TIMEOUT_S, during="model load")
         except GeneratorCrashed as exc:
@@ -188,7 +198,7 @@ class _Child:
     def _receive(self, timeout_s: float | None, *, during: str) -> tuple[Any, ...]:
         """The child's next message; GeneratorCrashed if it dies (or, with a timeout, stays silent) first."""
         assert self.conn is not None and self.process is not None
-        if not wait([self.conn, self.process.sentinel], timeout_s):
+        if not wait([self.conn], timeout_s):  # the child's death makes the pipe readable too (EOF)
             self.process.kill()
             raise self._crashed(f"during {during} (no answer within {timeout_s:.0f}s)")
         try:
@@ -199,7 +209,7 @@ class _Child:
     def _crashed(self, when: str) -> GeneratorCrashed:
         pid = self.pid
         self.stop()
-        code = self.process.exitcode if self.process is not None else None
+        code = self.process.returncode if self.process is not None else None
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
         return GeneratorCrashed(f"the summarizer process (pid {pid}) died {when} ({how})")
 
@@ -209,10 +219,11 @@ class _Child:
             self.conn.close()
             self.conn = None
         if self.process is not None:
-            self.process.join(_EXIT_GRACE_S)
-            if self.process.is_alive():
+            try:
+                self.process.wait(_EXIT_GRACE_S)
+            except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.join(_EXIT_GRACE_S)
+                self.process.wait()
 
 
 class SummarizerProcess:
@@ -295,3 +306,7 @@ class SummarizerProcess:
 
     def __repr__(self) -> str:
         return f"SummarizerProcess({self.model_dir}, processes={len(self._children)}, priority={self.priority})"
+
+
+if __name__ == "__main__":  # the child: python -m pipeline.inference.process FD
+    _serve(Connection(int(sys.argv[1])))

@@ -132,4 +132,18 @@ def test_closing_stops_every_child(tiny_llm_dir: Path) -> None:
     children = [c.process for c in generator._children]
     generator.close()
     assert generator.pids == []
-    assert all(p is not None and not p.is_alive() and p.exitcode == 0 for p in children)
+    assert all(p is not None and p.poll() == 0 for p in children)
+
+
+def test_a_parent_whose_main_script_came_from_stdin_can_start_a_child(tiny_llm_dir: Path) -> None:
+    """The child is a fresh `python -m` interpreter: the parent's __main__ (here: stdin, which multiprocessing's
+    spawn would try to re-run and fail on) is never re-executed in it."""
+    import subprocess
+
+    script = ("import sys\nfrom pathlib import Path\nfrom pipeline.inference.process import SummarizerProcess\n"
+              "from pipeline.inference.summarizer import SummarizerConfig\n"
+              "with SummarizerProcess(Path(sys.argv[1]), SummarizerConfig(precision='fp32', max_new_tokens=4)) as g:\n"
+              "    print(len(g.summarize(['city council voted'])))\n")
+    done = subprocess.run([sys.executable, "-", str(tiny_llm_dir)], input=script, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "1", done.stderr[-2000:]
