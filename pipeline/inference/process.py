@@ -51,7 +51,7 @@ Priority = Literal["idle", "nice"]
 
 #: How long a child may take to exit after its pipe closes before it is killed.
 _EXIT_GRACE_S = 5.0
-#: Model load in the child: spawn + imports + ONNX session; minutes only on a badly overloaded box.
+#: Model load in the child: interpreter start, imports, ONNX session; minutes only on a badly overloaded box.
 _LOAD_TIMEOUT_S = 300.0
 
 
@@ -309,4 +309,6 @@ class SummarizerProcess:
 
 
 if __name__ == "__main__":  # the child: python -m pipeline.inference.process FD
+    # FD is the child's end of the parent's multiprocessing.Pipe() (a socket pair); wrapping it again gives
+    # the same framing and pickling the parent's Connection speaks.
     _serve(Connection(int(sys.argv[1])))

@@ -147,3 +147,27 @@ def test_a_parent_whose_main_script_came_from_stdin_can_start_a_child(tiny_llm_d
     done = subprocess.run([sys.executable, "-", str(tiny_llm_dir)], input=script, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "1", done.stderr[-2000:]
+
+
+def test_a_child_exits_when_its_parent_is_killed(tiny_llm_dir: Path) -> None:
+    """An orphaned generation process must not linger (and hold its model's memory): the parent's death is
+    end-of-file on the child's pipe."""
+    import subprocess
+
+    import psutil
+
+    script = ("import sys\nfrom pathlib import Path\nfrom pipeline.inference.process import SummarizerProcess\n"
+              "from pipeline.inference.summarizer import SummarizerConfig\n"
+              "g = SummarizerProcess(Path(sys.argv[1]), SummarizerConfig(precision='fp32')).start()\n"
+              "print('pid', g.pids[0], flush=True)\nsys.stdin.read()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tiny_llm_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    line = parent.stdout.readline()
+    while line and not line.startswith("pid "):  # the parent's log lines (unconfigured logging writes to stdout)
+        line = parent.stdout.readline()
+    assert line, f"the parent exited before starting its child (exit {parent.wait()})"
+    child = psutil.Process(int(line.split()[1]))
+    parent.kill()
+    parent.wait()
+    child.wait(timeout=60)  # raises psutil.TimeoutExpired if it lingers
