@@ -94,14 +94,15 @@ def lower_priority(priority: Priority) -> str:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """`exc` if it survives pickling, else a RuntimeError carrying its type and message."""
-    import pickle
+    """`exc` itself if it is ModelLoadError or a builtin with text arguments, else a RuntimeError with its text.
 
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 - any pickling failure: send the text instead
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    Only classes the parent surely has cross the pipe as objects: it never has to rebuild a class it
+    does not know (and nothing in inference/ imports a pickler by hand).
+    """
+    ours_or_builtin = type(exc) is ModelLoadError or type(exc).__module__ == "builtins"
+    if ours_or_builtin and all(isinstance(a, str) for a in exc.args):
+        return exc  # a TypeError from the tokenizer arrives as a TypeError
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _serve(conn: Connection) -> None:
