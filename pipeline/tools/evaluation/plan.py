@@ -228,6 +228,8 @@ def _ood_data(config: EvalConfig) -> LabelledSet | None:
 
 #: The default's cost may be measured up to this much cheaper than a same-size student's by timing noise alone.
 COST_TOLERANCE = 0.05
+#: Bytes of ONNX graph a student may exceed the default's by and still count as the same cost (rounding).
+SIZE_TOLERANCE = 0.01
 TEACHER = "sentiment-teacher"
 STUDENT_PREFIX = "sentiment-student-"
 
@@ -269,25 +271,39 @@ def compare_sentiment(targets: list[Target], rows: list[dict[str, Any]]) -> dict
         out["keeps"] = {"accuracy_share": kept, "cost_share": cost,
                         "line": f"the default keeps {100 * kept:.1f}% of the teacher's accuracy at {100 * cost:.1f}% "
                                 f"of its cost per event"}
+    out["switch_rule"] = switch_rule(rows, ref)
+    return out
+
+
+def switch_rule(rows: list[dict[str, Any]], ref: dict[str, Any]) -> dict[str, Any]:
+    """Issue 15's rule for every student row, from the rows' paired differences to the default (`ref`).
+
+    "Costs no more per event": a graph no larger than the default's at the same precision (same
+    family and width: fewer or equal layers, so no more compute per token), or a measured throughput
+    within COST_TOLERANCE of the default's. Both, because throughput alone is unreliable on a shared
+    machine: one eval process can get half the CPU of the next (docs/models.md, Distillation).
+    """
     verdicts = []
     for r in rows:
         if not r["model"].startswith(STUDENT_PREFIX):
             continue
         held = r.get("accuracy_vs_default") or {}
         ood = r.get("ood_accuracy_vs_default") or {}
+        same_precision = r["precision"] == ref["precision"]
         checks = {
             "beats_default_held_out": bool(held) and held["low"] > 0,
             "no_loss_out_of_domain": bool(ood) and ood["difference"] >= 0,
-            "costs_no_more": r["throughput_per_s"] >= ref["throughput_per_s"] * (1 - COST_TOLERANCE),
+            "costs_no_more": (same_precision and r["size_bytes"] <= ref["size_bytes"] * (1 + SIZE_TOLERANCE))
+            or r["throughput_per_s"] >= ref["throughput_per_s"] * (1 - COST_TOLERANCE),
         }
         verdicts.append({"model": r["model"], "precision": r["precision"], **checks,
                          "qualifies": all(checks.values())})
+    accuracy = {(r["model"], r["precision"]): r["accuracy"] for r in rows}
     qualifying = [v for v in verdicts if v["qualifies"]]
-    best = max(qualifying, key=lambda v: next(r["accuracy"] for r in rows if r["model"] == v["model"]
-                                              and r["precision"] == v["precision"]), default=None)
-    out["switch_rule"] = {
+    best = max(qualifying, key=lambda v: accuracy[(v["model"], v["precision"])], default=None)
+    return {
         "rule": "the default becomes the best student that beats it on held-out reviews with the 95% interval of "
                 "the paired difference above zero, does not lose on the out-of-domain set, and costs no more per "
-                f"event (throughput within {100 * COST_TOLERANCE:.0f}% of the default's or better)",
+                "event (an ONNX graph no larger than the default's at int8, or a measured throughput within "
+                f"{100 * COST_TOLERANCE:.0f}% of the default's or better)",
         "students": verdicts, "winner": best}
-    return out

@@ -56,7 +56,9 @@ def _rows() -> tuple[list[Target], list[dict]]:
             _row("sentiment-teacher", "fp32", "1" * 1850 + "0" * 150, "1" * 800 + "0" * 200, 50.0),
             _row("sentiment-student-l6", "int8", better, "1" * 720 + "0" * 280, 990.0),  # qualifies
             _row("sentiment-student-l4", "int8", better, "1" * 650 + "0" * 350, 1500.0),  # loses out of domain
-            _row("sentiment-student-l3", "int8", default[:n], "1" * 700 + "0" * 300, 2000.0)]  # not better
+            _row("sentiment-student-l3", "int8", default[:n], "1" * 700 + "0" * 300, 2000.0),  # not better
+            {**_row("sentiment-student-wide", "int8", better, "1" * 720 + "0" * 280, 500.0),
+             "size_bytes": 20_000_000}]  # better, but a bigger graph and slower: costs more
     return targets, rows
 
 
@@ -75,6 +77,9 @@ def test_compare_sentiment_applies_the_switch_rule() -> None:
     assert verdicts["sentiment-student-l6"]["qualifies"]
     assert not verdicts["sentiment-student-l4"]["no_loss_out_of_domain"]
     assert not verdicts["sentiment-student-l3"]["beats_default_held_out"]
+    assert verdicts["sentiment-student-l3"]["costs_no_more"]  # same graph size: same cost, whatever the timing says
+    assert not verdicts["sentiment-student-wide"]["costs_no_more"]
+    assert not verdicts["sentiment-student-wide"]["qualifies"]
     assert comp["switch_rule"]["winner"]["model"] == "sentiment-student-l6"
 
 
