@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pipeline.lanes.summary.extractive import STOPWORDS, sentence_spans, split_sentences, stem, word_tokens
 
 __all__ = ["FaithfulnessReport", "Span", "score_faithfulness", "detect_degenerate", "extract_spans", "WEIGHTS",
-           "HARD_FACT_CAP", "number_value"]
+           "HARD_FACT_CAP", "number_value", "normalized"]
 
 WEIGHTS = {"number": 3.0, "time": 3.0, "date": 3.0, "entity": 2.0, "word": 1.0}
 HARD_FACT_CAP = 0.5
@@ -659,14 +659,15 @@ _PROMPT_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
 _CHAR_RUN = re.compile(r"(\S)\1{9,}")
 
 
-def _norm(text: str) -> str:
+def normalized(text: str) -> str:
+    """Lower-cased, curly apostrophes straightened, whitespace collapsed: how phrases are looked up in a source."""
     return re.sub(r"\s+", " ", text.lower().replace("’", "'")).strip()
 
 
 def _repetitive(summary: str) -> bool:
     if _CHAR_RUN.search(summary):
         return True
-    sentences = [_norm(s).strip(" .!?") for s in split_sentences(summary)]
+    sentences = [normalized(s).strip(" .!?") for s in split_sentences(summary)]
     sentences = [s for s in sentences if len(s.split()) >= 3]
     if len(sentences) != len(set(sentences)):
         return True
@@ -699,24 +700,24 @@ def detect_degenerate(source: str, summary: str) -> str | None:
     text = (summary or "").strip()
     if not re.search(r"[A-Za-z0-9]", text):
         return "empty"
-    src = _norm(source or "")
-    low = _norm(text)
+    src = normalized(source or "")
+    low = normalized(text)
     for pattern in _TEMPLATE_PATTERNS:
         m = pattern.search(text)
-        if m and _norm(m.group()) not in src:
+        if m and normalized(m.group()) not in src:
             return "copy_of_prompt"
     for pattern in _ANSWER_PATTERNS:
         m = pattern.search(text)
-        if m and _norm(m.group()) not in src:
+        if m and normalized(m.group()) not in src:
             return "answer_not_summary"
     if _SECOND_PERSON.search(text) and not _SECOND_PERSON.search(source or ""):
         return "answer_not_summary"
     for sentence in split_sentences(text):
-        if sentence.endswith("?") and _norm(sentence) not in src:
+        if sentence.endswith("?") and normalized(sentence) not in src:
             return "answer_not_summary"
     for pattern in _PROMPT_PATTERNS:
         m = pattern.search(text)
-        if m and _norm(m.group()) not in src:
+        if m and normalized(m.group()) not in src:
             return "copy_of_prompt"
     if len(low) >= 80 and low in src and len(low) >= 0.8 * len(src):
         return "copy_of_prompt"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from pipeline.lanes.summary.extractive import STOPWORDS, split_sentences, stem, word_tokens
-from pipeline.lanes.summary.faithfulness import META_WORDS, extract_spans, number_value
+from pipeline.lanes.summary.faithfulness import META_WORDS, extract_spans, normalized, number_value
 from pipeline.lanes.summary.text import complete_sentences
 
 __all__ = ["form_problem", "meta_text", "repeats", "number_attribution", "name_runs", "scattered_sentences"]
@@ -39,10 +39,10 @@ _META = [re.compile(p, re.IGNORECASE) for p in (
 
 def meta_text(source: str, summary: str) -> str | None:
     """The first span where `summary` talks about the text instead of its content, or None."""
-    src = _norm(source)
+    src = normalized(source)
     for pattern in _META:
         for m in pattern.finditer(summary):
-            if _norm(m.group()) not in src:
+            if normalized(m.group()) not in src:
                 return m.group()
     return None
 
@@ -92,14 +92,13 @@ def number_attribution(source: str, summary: str) -> list[str]:
     the same value and that word's stem. The span checker only asks whether the number occurs
     anywhere, which is how "killing at least 18 people and injuring at least 18 people" passed.
     """
-    src_sentences = []
-    for sentence in split_sentences(source):
-        toks = [t for t, _, _ in word_tokens(sentence)]
-        src_sentences.append((sentence, {stem(t.lower()) for t in toks}))
+    numbers = [s for s in extract_spans(summary) if s.kind == "number"]
+    if not numbers:
+        return []
+    src_sentences = [(_values(sentence), {stem(t.lower()) for t, _, _ in word_tokens(sentence)})
+                     for sentence in split_sentences(source)]
     problems = []
-    for span in extract_spans(summary):
-        if span.kind != "number":
-            continue
+    for span in numbers:
         value = number_value(span.text)
         if value is None:
             continue
@@ -107,14 +106,14 @@ def number_attribution(source: str, summary: str) -> list[str]:
         noun = next((w for w in after if w not in STOPWORDS and len(w) > 2 and number_value(w) is None), None)
         if noun is None:
             continue
-        holding = [stems for sentence, stems in src_sentences if _has_value(sentence, value)]
+        holding = [stems for values, stems in src_sentences if value in values]
         if holding and not any(stem(noun) in stems for stems in holding):
             problems.append(f"{span.text} {noun}")
     return problems
 
 
-def _has_value(sentence: str, value: float) -> bool:
-    return any(s.kind == "number" and number_value(s.text) == value for s in extract_spans(sentence))
+def _values(sentence: str) -> set[float]:
+    return {v for s in extract_spans(sentence) if s.kind == "number" and (v := number_value(s.text)) is not None}
 
 
 _NAME_RUN = re.compile(r"[A-Z][\w'’.-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'’.-]*)+")
@@ -180,7 +179,3 @@ def form_problem(source: str, summary: str) -> str | None:
     if repeats(text, source) is not None:
         return "repetition"
     return None
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower().replace("’", "'")).strip()
