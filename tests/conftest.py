@@ -33,32 +33,31 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
+def _built_model(env_var: str, name: str, what: str) -> Path:
+    """The model directory the worker would use (env var, else the build cache); fail if it is not built."""
+    path = Path(os.environ.get(env_var, DEFAULT_MODEL_CACHE / name))
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"{what} is not built at {path}; run `make models` (streamnlp models build)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
-    path = Path(os.environ.get("STREAMNLP_MODEL_DIR", DEFAULT_MODEL_CACHE / DEFAULT_SENTIMENT_MODEL))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"the default sentiment model is not built at {path}; run `make models` (streamnlp models build)")
-    return path
+    return _built_model("STREAMNLP_MODEL_DIR", DEFAULT_SENTIMENT_MODEL, "the default sentiment model")
 
 
 @pytest.fixture(scope="session")
 def summarizer_model_dir() -> Path:
     from pipeline.settings import DEFAULT_SUMMARIZER_MODEL
 
-    path = Path(os.environ.get("STREAMNLP_SUMMARIZER_MODEL_DIR", DEFAULT_MODEL_CACHE / DEFAULT_SUMMARIZER_MODEL))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"the default summarizer model is not built at {path}; run `make models` (streamnlp models build)")
-    return path
+    return _built_model("STREAMNLP_SUMMARIZER_MODEL_DIR", DEFAULT_SUMMARIZER_MODEL, "the default summarizer model")
 
 
 @pytest.fixture(scope="session")
 def toxicity_model_dir() -> Path:
     from pipeline.settings import DEFAULT_TOXICITY_MODEL
 
-    path = Path(os.environ.get("STREAMNLP_TOXICITY_MODEL_DIR", DEFAULT_MODEL_CACHE / DEFAULT_TOXICITY_MODEL))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"the toxicity model is not built at {path}; run `make models` (streamnlp models build)")
-    return path
+    return _built_model("STREAMNLP_TOXICITY_MODEL_DIR", DEFAULT_TOXICITY_MODEL, "the toxicity model")
 
 
 # --- tiers: tests/unit needs no broker, and says when it needs a built model --------------------
