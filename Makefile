@@ -2,9 +2,6 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-MODEL_DIR ?= models/cache/sentiment-minilm-rt
-SUMMARIZER_DIR ?= models/cache/summarizer-smollm2-135m
-TOXICITY_DIR ?= models/cache/toxicity-linear
 COUNT ?= 200
 
 .PHONY: demo test test-unit install models bench schemas lint clean
@@ -24,10 +21,10 @@ $(BIN)/streamnlp: pyproject.toml constraints.txt
 
 install: $(BIN)/streamnlp
 
-$(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json $(TOXICITY_DIR)/manifest.json: | $(BIN)/streamnlp
+# Always asks: `models build` skips a model that is built and current (a few seconds), and rebuilds one an older
+# recipe built or that the catalogue now builds another way, which a manifest.json file target could not see.
+models: install
 	$(BIN)/streamnlp models build
-
-models: $(MODEL_DIR)/manifest.json $(SUMMARIZER_DIR)/manifest.json $(TOXICITY_DIR)/manifest.json
 
 demo: install models
 	$(BIN)/streamnlp demo --count $(COUNT)

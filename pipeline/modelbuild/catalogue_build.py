@@ -57,7 +57,9 @@ def stale_recipe(entry: CatalogueEntry, model_dir: Path) -> str | None:
     A recipe module names the version it writes (`RECIPE_VERSION`); its manifests carry
     "<version>+<params hash>". Without this check a pulled recipe change (the summarizer's int8
     moved to 8-bit MatMulNBits in 1.2.0) would leave `make demo` running the old build.
-    Export recipes ("export+<hash>") and unversioned manifests are never called stale.
+    A model the catalogue now builds with another recipe function (a default switched to a distilled
+    student) is stale too. Export recipes ("export+<hash>") and unversioned manifests are never
+    called stale by version.
     """
     module_name = entry.recipe.partition(":")[0]
     try:
@@ -65,9 +67,13 @@ def stale_recipe(entry: CatalogueEntry, model_dir: Path) -> str | None:
     except ImportError:
         return None
     try:
-        built = str(json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8")).get("version", ""))
+        manifest = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    built, built_recipe = str(manifest.get("version", "")), str(manifest.get("recipe") or "")
+    if built_recipe and built_recipe.partition(":")[2] != entry.recipe.partition(":")[2]:
+        # Compared by function name: the modules moved in the restructure, the recipes did not.
+        return f"built by {built_recipe}, the catalogue now builds it with {entry.recipe}"
     head, plus, _ = built.partition("+")
     if not expected or not plus or not head[:1].isdigit() or head == expected:
         return None

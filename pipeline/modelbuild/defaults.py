@@ -6,30 +6,34 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.modelbuild import sentiment, summarizer, toxicity
-from pipeline.modelbuild.base import is_built
+from pipeline.modelbuild.base import ModelBuildError
 from pipeline.modelbuild.progress import ProgressFn
+
+#: What `make models` builds, in this order: the sentiment model first (the worker cannot start without it).
+DEFAULT_TASKS = ("sentiment", "summarization", "toxicity")
 
 
 def build_default_models(
     cache_dir: Path, *, force: bool = False, progress: ProgressFn | None = None
 ) -> list[Path]:
-    """Build the default (offline) models into `cache_dir` unless already built. Returns their paths."""
-    cache_dir = Path(cache_dir)
-    target = cache_dir / sentiment.DEFAULT_MODEL_NAME
-    if force or not is_built(target):
-        sentiment.build_sentiment_minilm(target, progress=progress)
-    summary_target = cache_dir / summarizer.SUMMARIZER_MODEL_NAME
-    if force or not is_built(summary_target):
-        summarizer.build_summarizer_smollm2(summary_target, progress=progress)
-    toxicity_target = cache_dir / toxicity.TOXICITY_MODEL_NAME
-    if force or not is_built(toxicity_target):
-        # Through the catalogue: the hashes its source files must have are pinned there.
-        from pipeline.catalogue import load_catalogue
-        from pipeline.modelbuild.catalogue_build import build_entry
+    """Build the default (offline) models into `cache_dir` unless built and current. Returns their paths.
 
-        build_entry(load_catalogue().get(toxicity.TOXICITY_MODEL_NAME), cache_dir, force=force, progress=progress)
-    return [target, summary_target, toxicity_target]
+    Every default goes through its catalogue entry, so the pinned source hashes reach the recipe and a
+    model built by an older recipe (or by another recipe function, when the catalogue switches a
+    default) is rebuilt: `make demo` after a pull runs what the catalogue says, not what was built once.
+    """
+    from pipeline.catalogue import load_catalogue
+    from pipeline.modelbuild.catalogue_build import build_entry
+
+    catalogue = load_catalogue()
+    paths = []
+    for task in DEFAULT_TASKS:
+        entries = catalogue.defaults(task)
+        if len(entries) != 1:
+            raise ModelBuildError(f"models/catalogue.toml marks {len(entries)} {task} models as default; mark exactly one "
+                                  "(default = true)")
+        paths.append(build_entry(entries[0], Path(cache_dir), force=force, progress=progress))
+    return paths
 
 
 def iter_catalogue(path: Path | None = None) -> Iterable[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -19,7 +20,6 @@ from pipeline.modelbuild import (
     is_built,
     sha256_file,
 )
-from pipeline.modelbuild import sentiment as sentiment_recipe
 from tests.fixtures_models import tiny_distilbert_hf
 from tests.paths import REPO
 
@@ -70,33 +70,56 @@ def test_hub_id_offline_fails_clearly(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_build_default_models_skips_built(tmp_path, monkeypatch):
-    from pipeline.modelbuild import summarizer as summarizer_recipe
-    from pipeline.modelbuild import toxicity as toxicity_recipe
+def _manifest(path, recipe, version):
+    path.mkdir(exist_ok=True)
+    (path / "manifest.json").write_text(json.dumps({"recipe": recipe, "version": version}))
 
-    target = tmp_path / sentiment_recipe.DEFAULT_MODEL_NAME
-    summarizer = tmp_path / summarizer_recipe.SUMMARIZER_MODEL_NAME
-    toxicity = tmp_path / toxicity_recipe.TOXICITY_MODEL_NAME
-    for path in (target, summarizer, toxicity):
+
+def test_build_default_models_skips_built(tmp_path, monkeypatch):
+    from pipeline.catalogue import load_catalogue
+    from pipeline.modelbuild import summarizer as summarizer_recipe
+
+    catalogue = load_catalogue()
+    defaults = [catalogue.defaults(task)[0] for task in ("sentiment", "summarization", "toxicity")]
+    target, summarizer, toxicity = (tmp_path / e.name for e in defaults)
+    for path, entry in zip((target, summarizer, toxicity), defaults, strict=True):
         path.mkdir()
         assert not is_built(path)
-        (path / "manifest.json").write_text("{}")
+        module = importlib.import_module(entry.recipe.partition(":")[0])
+        _manifest(path, entry.recipe, f"{getattr(module, 'RECIPE_VERSION', '1.0.0')}+0")
 
     def boom(*a, **k):
-        raise AssertionError("must not rebuild a built model")
+        raise AssertionError("must not rebuild a built, current model")
 
-    monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", boom)
-    monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", boom)
-    monkeypatch.setattr(toxicity_recipe, "build_toxicity_linear", boom)
+    recipes = [(importlib.import_module(e.recipe.partition(":")[0]), e.recipe.partition(":")[2]) for e in defaults]
+    for module, func in recipes:
+        monkeypatch.setattr(module, func, boom)
     assert build_default_models(tmp_path) == [target, summarizer, toxicity]
 
     calls = []
-    monkeypatch.setattr(sentiment_recipe, "build_sentiment_minilm", lambda out, **k: calls.append(out))
-    monkeypatch.setattr(summarizer_recipe, "build_summarizer_smollm2", lambda out, **k: calls.append(out))
-    # The toxicity recipe gets the catalogue's pinned hashes of its source files.
-    monkeypatch.setattr(toxicity_recipe, "build_toxicity_linear", lambda out, **k: calls.append((out, sorted(k["sha256"]))))
+    for module, func in recipes:
+        monkeypatch.setattr(module, func, lambda out, **k: calls.append((out, sorted(k.get("sha256") or ()))))
     build_default_models(tmp_path, force=True)
-    assert calls == [target, summarizer, (toxicity, ["model.joblib", "vectorizer.joblib"])]
+    # The toxicity recipe gets the catalogue's pinned hashes of its source files.
+    assert calls == [(target, []), (summarizer, []), (toxicity, ["model.joblib", "vectorizer.joblib"])]
+    assert summarizer.name == summarizer_recipe.SUMMARIZER_MODEL_NAME
+
+
+def test_build_default_models_rebuilds_a_model_the_catalogue_builds_another_way(tmp_path, monkeypatch):
+    """A default switched to another recipe function is rebuilt by a bare `models build` (and so `make demo`)."""
+    from pipeline.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    defaults = [catalogue.defaults(task)[0] for task in ("sentiment", "summarization", "toxicity")]
+    calls = []
+    for entry in defaults:
+        module = importlib.import_module(entry.recipe.partition(":")[0])
+        version = f"{getattr(module, 'RECIPE_VERSION', '1.0.0')}+0"
+        recipe = "pipeline.modelbuild.elsewhere:an_older_recipe" if entry.task == "sentiment" else entry.recipe
+        _manifest(tmp_path / entry.name, recipe, version)
+        monkeypatch.setattr(module, entry.recipe.partition(":")[2], lambda out, **k: calls.append(out.name))
+    build_default_models(tmp_path)
+    assert calls == [defaults[0].name]
 
 
 def test_data_split_deterministic_and_stratified():
