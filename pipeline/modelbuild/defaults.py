@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.catalogue import Task
 from pipeline.modelbuild.base import ModelBuildError
 from pipeline.modelbuild.progress import ProgressFn
 
 #: What `make models` builds, in this order: the sentiment model first (the worker cannot start without it).
-DEFAULT_TASKS = ("sentiment", "summarization", "toxicity")
+DEFAULT_TASKS: tuple[Task, ...] = ("sentiment", "summarization", "toxicity")
 
 
 def build_default_models(
