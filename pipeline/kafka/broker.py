@@ -170,7 +170,9 @@ def run_in_foreground(broker: EmbeddedBroker, on_ready: Callable[[EmbeddedBroker
     SIGTERM (`kill`, `docker stop`) ended the Python process and left Tansu running with the port
     bound. As PID 1 of a container an unhandled SIGTERM is even ignored, and the stop waits for SIGKILL.
     """
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT too: a process started from a background shell job (`cmd &` in a script, CI runners) inherits
+    # SIGINT as ignored, and Python then leaves it ignored, so `kill -INT` did nothing (seen in a CI run).
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         broker.start()
         on_ready(broker)
@@ -179,4 +181,5 @@ def run_in_foreground(broker: EmbeddedBroker, on_ready: Callable[[EmbeddedBroker
         return None
     finally:
         broker.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

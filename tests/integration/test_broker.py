@@ -40,9 +40,11 @@ def test_port_in_use_is_a_clear_error() -> None:
 ROOT = REPO
 
 
-def _broker_command(*args: str) -> subprocess.Popen[str]:
+def _broker_command(*args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    # sigint_ignored: start it as a background shell job does (`cmd &` in a script), with SIGINT ignored.
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen([sys.executable, "-c", "from pipeline.tools.cli import main; main()", "broker", *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
 
 
 def _listening(port: int) -> bool:
@@ -57,7 +59,9 @@ def _listening(port: int) -> bool:
 def test_broker_command_stops_tansu_on_signal(sig: signal.Signals) -> None:
     # `kill` / `docker stop` send SIGTERM: the Tansu child (its own session) must go with the command,
     # or it keeps the port bound after the command has exited.
-    proc = _broker_command("--port", "0")
+    # Started with SIGINT ignored, as from a background job: the command must still stop on it (a CI run
+    # launched that way timed out waiting for the SIGINT case before the command set its own handler).
+    proc = _broker_command("--port", "0", sigint_ignored=True)
     tansu: list[psutil.Process] = []
     try:
         ready = proc.stdout.readline()  # printed once the broker accepts connections
