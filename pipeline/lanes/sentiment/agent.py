@@ -73,22 +73,6 @@ class AgentStats:
         }
 
 
-@dataclass
-class _GroupResult:
-    """What publishing one group of a batch did, summed over the batch's groups for stats and batch_done."""
-
-    enriched: int = 0
-    dead_lettered: int = 0
-    inference_ms: float = 0.0
-    publish_ms: float = 0.0
-
-    def add(self, other: _GroupResult) -> None:
-        self.enriched += other.enriched
-        self.dead_lettered += other.dead_lettered
-        self.inference_ms += other.inference_ms
-        self.publish_ms += other.publish_ms
-
-
 class SentimentAgent:
     """Owns one batch at a time: decode, classify off the loop, publish, await acks."""
 
@@ -140,23 +124,24 @@ class SentimentAgent:
                                       self.enricher.config.summary_min_chars)
         groups = [(events, records)] if not long else [
             ([events[i] for i in group], [records[i] for i in group]) for group in (short, long) if group]
-        done = _GroupResult()
+        stats = self.stats
+        before = (stats.enriched, stats.dead_lettered, stats.inference_ms_total)
+        publish_ms = 0.0
         for group_events, group_records in groups:
-            done.add(await self._process_group(group_events, group_records, ingested_at))
-        self.stats.consumed += len(records)
-        self.stats.enriched += done.enriched
-        self.stats.dead_lettered += done.dead_lettered
-        self.stats.batches += 1
-        self.stats.inference_ms_total += done.inference_ms
+            publish_ms += await self._process_group(group_events, group_records, ingested_at)
+        stats.consumed += len(records)
+        stats.batches += 1
         log.debug(
-            "batch_done", size=len(records), enriched=done.enriched, dead_lettered=done.dead_lettered,
-            inference_ms=round(done.inference_ms, 1), publish_ms=round(done.publish_ms, 1),
-            total_ms=round(elapsed_ms(started), 1), long=len(long),
+            "batch_done", size=len(records), enriched=stats.enriched - before[0],
+            dead_lettered=stats.dead_lettered - before[1], inference_ms=round(stats.inference_ms_total - before[2], 1),
+            publish_ms=round(publish_ms, 1), total_ms=round(elapsed_ms(started), 1), long=len(long),
         )
 
     async def _process_group(self, events: Sequence[faust.EventT], records: Sequence[RawRecord],
-                             ingested_at: datetime) -> _GroupResult:
-        """Decode, score, package and publish `records` (all of a batch, or its short or long group); await the acks."""
+                             ingested_at: datetime) -> float:
+        """Decode, score, package and publish `records` (all of a batch, or its short or long group); await the acks.
+
+        Adds to the agent's stats; returns the milliseconds spent publishing."""
         # split() declares this group's bodies for log scrubbing, replacing the other group's: a group
         # only ever logs its own bodies, and the short group is published before the long one is decoded.
         valid, dead = self.enricher.split(records)
@@ -195,7 +180,10 @@ class SentimentAgent:
         self.metrics.dead_lettered("sentiment", (error_code(item) for item in dead))
         # Per group: a short text's end-to-end latency ends when its group is acknowledged.
         self.metrics.end_to_end("sentiment", (kafka_timestamp(event) for event in events))
-        return _GroupResult(len(enriched), len(dead), inference_ms, publish_ms)
+        self.stats.enriched += len(enriched)
+        self.stats.dead_lettered += len(dead)
+        self.stats.inference_ms_total += inference_ms
+        return publish_ms
 
     def _score(self, texts: Sequence[str]) -> Scored:
         return score_texts(self.classifier, self.gate, texts, self.toxicity)
