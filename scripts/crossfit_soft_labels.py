@@ -3,7 +3,7 @@
 The teacher recipe (`streamnlp models build sentiment-teacher`) does this after training the full
 teacher when `soft_label_folds` > 1 (the default, 2). This runs only that part, beside an
 already-built full teacher, so the soft labels can be regenerated without retraining it (35 min):
-two fold teachers (~15 min each on 2 quiet cores), each trained on half of the training split with
+two fold teachers (20 min each on 2 quiet cores, labels included), each trained on half of the training split with
 the full teacher's settings, label the half they did not see; both label the validation and the
 unlabelled out-of-domain texts (mean log-probability).
 
