@@ -33,17 +33,15 @@ def main(out: Path, folds: int) -> None:
     params = {**manifest["parameters"], "soft_label_folds": folds}
     train, val, held, _ = distill._splits(None)
     progress = StderrProgress()
+    sets = {"train": [e.text for e in train + val], "ood_unlabelled": load_ood_unlabelled()}
     with tempfile.TemporaryDirectory(prefix="crossfit-") as work:
         source = distill.extract_teacher(distill.installed_teacher_parts(), sha256, Path(work) / "source")
-        train_rows, other_rows, records = distill.crossfit_logits(
-            source, train, {"rest": [e.text for e in val], "ood_unlabelled": load_ood_unlabelled()}, folds, params,
-            ([e.text for e in val], [e.label for e in val]), held, Path(work), progress,
-            out.parent / ".crossfit.checkpoint", 100)
+        logits, records = distill.crossfit_soft_labels(
+            source, train, sets, folds, params, ([e.text for e in val], [e.label for e in val]), held, Path(work),
+            progress, out.parent / ".crossfit.checkpoint", 100)
     teacher_id = {"name": distill.TEACHER_NAME, "version": manifest["version"],
                   "model_onnx_sha256": manifest["files"]["model.onnx"],
                   "held_out_accuracy_fp32": manifest["held_out"]["accuracy_fp32"], "folds": records}
-    sets = {"train": [e.text for e in train + val], "ood_unlabelled": load_ood_unlabelled()}
-    logits = {"train": train_rows + other_rows["rest"], "ood_unlabelled": other_rows["ood_unlabelled"]}
     header = distill.write_soft_labels(out, teacher_id, sets, logits)
     print(json.dumps({"out": str(out), "seconds": round(time.monotonic() - t0, 1), "folds": records,
                       "sha256": header["sha256"]}))

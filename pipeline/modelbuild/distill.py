@@ -491,6 +491,29 @@ def crossfit_logits(
     return train_out, {name: (total / folds).tolist() for name, total in sums.items()}, records
 
 
+def crossfit_soft_labels(
+    teacher_dir: Path,
+    fit: Sequence[Any],
+    sets: dict[str, list[str]],
+    folds: int,
+    params: dict[str, Any],
+    validation: tuple[list[str], list[int]],
+    held: Sequence[Any],
+    work_dir: Path,
+    progress: ProgressFn,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 0,
+) -> tuple[dict[str, list[list[float]]], list[dict[str, Any]]]:
+    """The soft-label sets (`sets["train"]` begins with the texts of `fit`, then texts no teacher trained on;
+    `sets["ood_unlabelled"]`) labelled by cross-fitting; returns (logits per set, the fold records)."""
+    n_fit = len(fit)
+    train_rows, other_rows, records = crossfit_logits(
+        teacher_dir, fit, {"rest": sets["train"][n_fit:], "ood_unlabelled": sets["ood_unlabelled"]}, folds, params,
+        validation, held, work_dir, progress, checkpoint_dir, checkpoint_every)
+    return {"train": (train_rows + other_rows["rest"])[: len(sets["train"])],
+            "ood_unlabelled": other_rows["ood_unlabelled"]}, records
+
+
 # ------------------------------------------------------------------------- recipes
 def _manifest_common(name: str, version: str, recipe: str, tmp: Path, params: dict[str, Any], train_stats: dict,
                      held: tuple[int, float, float], n_train: int, data_path: Path, t0: float) -> dict[str, Any]:
@@ -620,15 +643,11 @@ def build_sentiment_teacher(
             teacher_id = {"name": TEACHER_NAME, "version": version, "model_onnx_sha256": manifest["files"]["model.onnx"],
                           "held_out_accuracy_fp32": manifest["held_out"]["accuracy_fp32"]}
             if soft_label_folds > 1:
-                n_fit = len(train)  # what the full teacher trained on: always a prefix of the training split
-                fit = full_train[:n_fit]
-                train_rows, other_rows, records = crossfit_logits(
-                    teacher_dir, fit, {"rest": sets["train"][n_fit:], "ood_unlabelled": sets["ood_unlabelled"]},
-                    soft_label_folds, params, ([e.text for e in val], [e.label for e in val]), held, tmp, progress,
-                    checkpoint_dir, checkpoint_every)
-                logits = {"train": (train_rows + other_rows["rest"])[: len(sets["train"])],
-                          "ood_unlabelled": other_rows["ood_unlabelled"]}
-                teacher_id["folds"] = records
+                # the fold teachers split what the full teacher trained on: always a prefix of the training split
+                logits, teacher_id["folds"] = crossfit_soft_labels(
+                    teacher_dir, full_train[: len(train)], sets, soft_label_folds, params,
+                    ([e.text for e in val], [e.label for e in val]), held, tmp, progress, checkpoint_dir,
+                    checkpoint_every)
             else:
                 logits = {name: onnx_logits(tmp, texts, progress) for name, texts in sets.items()}
             manifest["soft_labels"] = {"path": str(soft_labels_path),
