@@ -66,7 +66,7 @@ TEACHER_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenize
 HELD_OUT_SEED, HELD_OUT_FRACTION = 13, 0.1  # the default model's split: comparable held-out numbers
 HELD_OUT: dict[str, Any] = {"seed": HELD_OUT_SEED, "held_out_fraction": HELD_OUT_FRACTION}
 VALIDATION_FRACTION = 0.1
-#: fold teachers for the soft labels (crossfit_logits); 2 halves the data each sees, and costs one more full teacher
+#: fold teachers for the soft labels (crossfit_soft_labels); 2 halves the data each sees, and costs one more full teacher
 SOFT_LABEL_FOLDS = 2
 
 TEACHER_PARAMS: dict[str, Any] = {
@@ -426,10 +426,10 @@ def fold_of(labels: Sequence[int], folds: int, seed: int) -> list[int]:
     return out
 
 
-def crossfit_logits(
+def crossfit_soft_labels(
     teacher_dir: Path,
     train: Sequence[Any],
-    others: dict[str, list[str]],
+    sets: dict[str, list[str]],
     folds: int,
     params: dict[str, Any],
     validation: tuple[list[str], list[int]],
@@ -438,15 +438,15 @@ def crossfit_logits(
     progress: ProgressFn,
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
-) -> tuple[list[list[float]], dict[str, list[list[float]]], list[dict[str, Any]]]:
+) -> tuple[dict[str, list[list[float]]], list[dict[str, Any]]]:
     """Out-of-fold teacher logits: `folds` teachers, each trained on the other folds of `train`.
 
     Why: a teacher's logits on its own training texts mostly repeat the gold label (the 2-epoch
     teacher agrees with gold on 95.7% of them, on 91.9% of unseen validation texts), so a student
     distilled from them learns little the gold labels did not already say (docs/models.md). Each
-    training text's soft label here comes from the teacher that did not see it; every text in
-    `others` gets the mean log-probability of all fold teachers, none of which saw it.
-    Returns (train logits in order, logits per other set, one record per fold teacher).
+    training text's soft label here comes from the teacher that did not see it; every other text gets
+    the mean log-probability of all fold teachers, none of which saw it. `sets["train"]` begins with
+    the texts of `train`; `sets["ood_unlabelled"]`. Returns (logits per set, one record per fold teacher).
     """
     import numpy as np
     from transformers import AutoTokenizer
@@ -454,6 +454,7 @@ def crossfit_logits(
     from pipeline.modelbuild.data import LABELS
     from pipeline.modelbuild.pooled_classifier import build_pooled_classifier
 
+    others = {"rest": sets["train"][len(train):], "ood_unlabelled": sets["ood_unlabelled"]}
     assign = fold_of([e.label for e in train], folds, int(params["seed"]))
     train_out: list[list[float]] = [[0.0, 0.0]] * len(train)
     sums = {name: np.zeros((len(texts), len(ID2LABEL))) for name, texts in others.items()}
@@ -488,30 +489,8 @@ def crossfit_logits(
                         "seconds": round(time.monotonic() - t_fold, 1)})
         log.info("fold teacher %d/%d: %s", f + 1, folds, records[-1])
         shutil.rmtree(fold_dir, ignore_errors=True)
-    return train_out, {name: (total / folds).tolist() for name, total in sums.items()}, records
-
-
-def crossfit_soft_labels(
-    teacher_dir: Path,
-    fit: Sequence[Any],
-    sets: dict[str, list[str]],
-    folds: int,
-    params: dict[str, Any],
-    validation: tuple[list[str], list[int]],
-    held: Sequence[Any],
-    work_dir: Path,
-    progress: ProgressFn,
-    checkpoint_dir: Path | None = None,
-    checkpoint_every: int = 0,
-) -> tuple[dict[str, list[list[float]]], list[dict[str, Any]]]:
-    """The soft-label sets (`sets["train"]` begins with the texts of `fit`, then texts no teacher trained on;
-    `sets["ood_unlabelled"]`) labelled by cross-fitting; returns (logits per set, the fold records)."""
-    n_fit = len(fit)
-    train_rows, other_rows, records = crossfit_logits(
-        teacher_dir, fit, {"rest": sets["train"][n_fit:], "ood_unlabelled": sets["ood_unlabelled"]}, folds, params,
-        validation, held, work_dir, progress, checkpoint_dir, checkpoint_every)
-    return {"train": (train_rows + other_rows["rest"])[: len(sets["train"])],
-            "ood_unlabelled": other_rows["ood_unlabelled"]}, records
+    mean = {name: (total / folds).tolist() for name, total in sums.items()}
+    return {"train": (train_out + mean["rest"])[: len(sets["train"])], "ood_unlabelled": mean["ood_unlabelled"]}, records
 
 
 # ------------------------------------------------------------------------- recipes
