@@ -39,9 +39,7 @@ def main(out: Path, folds: int) -> None:
         logits, records = distill.crossfit_soft_labels(
             source, train, sets, folds, params, ([e.text for e in val], [e.label for e in val]), held, Path(work),
             progress, out.parent / ".crossfit.checkpoint", 100)
-    teacher_id = {"name": distill.TEACHER_NAME, "version": manifest["version"],
-                  "model_onnx_sha256": manifest["files"]["model.onnx"],
-                  "held_out_accuracy_fp32": manifest["held_out"]["accuracy_fp32"], "folds": records}
+    teacher_id = {**distill.soft_label_teacher(manifest), "folds": records}
     header = distill.write_soft_labels(out, teacher_id, sets, logits)
     print(json.dumps({"out": str(out), "seconds": round(time.monotonic() - t0, 1), "folds": records,
                       "sha256": header["sha256"]}))

@@ -412,6 +412,13 @@ def read_soft_labels(path: Path) -> tuple[dict[str, Any], dict[str, list[float]]
     return data, table
 
 
+def soft_label_teacher(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the soft labels' header says of the teacher that made them, from its manifest."""
+    return {"name": manifest["name"], "version": manifest["version"],
+            "model_onnx_sha256": manifest["files"]["model.onnx"],
+            "held_out_accuracy_fp32": manifest["held_out"]["accuracy_fp32"]}
+
+
 def fold_of(labels: Sequence[int], folds: int, seed: int) -> list[int]:
     """Each example's fold in 0..folds-1: label-stratified and seeded, so every fold has both labels in proportion."""
     if folds < 2:
@@ -619,8 +626,7 @@ def build_sentiment_teacher(
             sets = {"train": [e.text for e in full_train + full_val][:soft_label_limit],
                     "ood_unlabelled": load_ood_unlabelled()[:soft_label_limit]}
             del model  # the exported graph computes the logits from here on: its memory is not needed
-            teacher_id = {"name": TEACHER_NAME, "version": version, "model_onnx_sha256": manifest["files"]["model.onnx"],
-                          "held_out_accuracy_fp32": manifest["held_out"]["accuracy_fp32"]}
+            teacher_id = soft_label_teacher(manifest)
             if soft_label_folds > 1:
                 # the fold teachers split what the full teacher trained on: always a prefix of the training split
                 logits, teacher_id["folds"] = crossfit_soft_labels(
