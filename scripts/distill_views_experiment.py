@@ -4,7 +4,7 @@ Four labellings of the same 10,376 training texts gave the L6 student the same h
 (84.0-85.5%), so this adds texts instead: one perturbed view of every training text (words dropped,
 or a contiguous span kept), labelled by the full teacher's fp32 graph. The student matches the
 teacher's function near the training texts, where gold says nothing: e.g. a view that lost its
-"not" can change class, and the teacher says so. Views take the KL term only, like the unlabelled
+"never" can change class, and the teacher says so. Views take the KL term only, like the unlabelled
 out-of-domain sentences. Epochs drop from 3 to 2 so the steps stay near the recipe's (1,424 against
 1,254 with one view per text). Not a recipe: it needs the built teacher at student time.
 
