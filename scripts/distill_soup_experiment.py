@@ -21,22 +21,24 @@ from typing import Any
 
 from pipeline.modelbuild import distill
 from pipeline.modelbuild.base import MODEL_FILES, _write_json, sha256_file
-from pipeline.modelbuild.classifier_export import _finish_layout
 from pipeline.modelbuild.data import LABELS
-from pipeline.modelbuild.quantize import DEFAULT_QUANTIZATION, quantize_dynamic_int8
-from pipeline.modelbuild.sentiment import ID2LABEL, _export_trained, evaluate_accuracy
+from pipeline.modelbuild.quantize import DEFAULT_QUANTIZATION
+from pipeline.modelbuild.sentiment import ID2LABEL, evaluate_accuracy
 
 
-def _export(state: dict[str, Any], base_dir: Path, tok: Any, out: Path, check_texts: list[str]) -> None:
+def _export(state: dict[str, Any], base_dir: Path, tok: Any, out: Path, check_texts: list[str],
+            examples: list[Any]) -> tuple[float, float]:
+    """Export `state` as the students are exported (fp32 + int8) into `out`; (fp32, int8) accuracy on `examples`."""
     from pipeline.modelbuild.pooled_classifier import build_pooled_classifier
 
     model = build_pooled_classifier(base_dir, num_labels=len(ID2LABEL), pooling="cls")
     model.load_state_dict(state)
     model.eval()
     shutil.rmtree(out, ignore_errors=True)
-    _export_trained(model, tok, out, "cls", check_texts)
-    _finish_layout(out, None)
-    quantize_dynamic_int8(out / "model.onnx", out / "model_int8.onnx", DEFAULT_QUANTIZATION)
+    out.mkdir(parents=True)
+    _stats, (_n, acc32, acc8) = distill._export_and_evaluate(model, tok, out, "cls", DEFAULT_QUANTIZATION,
+                                                             check_texts, examples, lambda *_: None)
+    return acc32, acc8
 
 
 def main(out: Path, ingredients: list[Path]) -> None:
@@ -62,8 +64,7 @@ def main(out: Path, ingredients: list[Path]) -> None:
     trials: list[dict[str, Any]] = []
 
     def trial(dirs: list[Path]) -> float:
-        _export(soup_of(dirs), base_dir, tok, work, check)
-        acc = evaluate_accuracy(work, vt, vy, "int8")
+        _fp32, acc = _export(soup_of(dirs), base_dir, tok, work, check, val)
         trials.append({"soup": [d.name for d in dirs], "validation_int8": round(acc, 4)})
         print(json.dumps(trials[-1]), flush=True)
         return acc
@@ -75,8 +76,7 @@ def main(out: Path, ingredients: list[Path]) -> None:
             chosen, best = [*chosen, d], acc
     if len(chosen) < len(order):
         trial(order)  # the uniform soup, for the record
-    _export(soup_of(chosen), base_dir, tok, out, check)
-    held_t, held_y = [e.text for e in held], [LABELS[e.label] for e in held]
+    held32, held8 = _export(soup_of(chosen), base_dir, tok, out, check, held)
     manifest = json.loads((chosen[0] / "manifest.json").read_text())
     manifest.update(
         name=out.name, version=f"{manifest['version'].split('+')[0]}+soup{len(chosen)}",
@@ -85,8 +85,7 @@ def main(out: Path, ingredients: list[Path]) -> None:
         sizes_bytes={f: (out / f).stat().st_size for f in MODEL_FILES},
         soup={"ingredients": [{"name": d.name, "version": json.loads((d / "manifest.json").read_text())["version"],
                                "validation_int8": round(score[d], 4)} for d in chosen], "trials": trials},
-        held_out={"n": len(held), "accuracy_fp32": round(evaluate_accuracy(out, held_t, held_y, "fp32"), 4),
-                  "accuracy_int8": round(evaluate_accuracy(out, held_t, held_y, "int8"), 4)},
+        held_out={"n": len(held), "accuracy_fp32": round(held32, 4), "accuracy_int8": round(held8, 4)},
         build_seconds=round(time.monotonic() - t0, 1),
     )
     _write_json(out / "manifest.json", manifest)
