@@ -74,7 +74,6 @@ def main(out: Path, views_per_text: int = 1, epochs: int = 2, temperature: float
     label_seconds = round(time.monotonic() - t0, 1)
     merged = out.parent / f"merged{views_per_text}_soft_labels.json.gz"
     ood = load_ood_unlabelled()
-    sets = {"committed": list(table), "views": list(view_table)}
     # write_soft_labels takes texts and hashes them; both tables are already keyed, so the merged file is
     # written directly in the same format (read_soft_labels reads it)
     with gzip.open(merged, "wt") as fh:
@@ -85,7 +84,7 @@ def main(out: Path, views_per_text: int = 1, epochs: int = 2, temperature: float
     manifest = distill.build_sentiment_student(out, name=out.name, layers=6, soft_labels_path=merged, epochs=epochs,
                                               temperature=temperature)
     print(json.dumps({"dir": str(out), "views": len(views), "label_seconds": label_seconds,
-                      "sets": {k: len(v) for k, v in sets.items()},
+                      "rows": {"committed": len(table), "views": len(view_table)},
                       "build_seconds": round(time.monotonic() - t1, 1), "version": manifest.get("version"),
                       "held_out": manifest.get("held_out"),
                       "validation": manifest.get("training", {}).get("validation_accuracy_by_epoch")}))
