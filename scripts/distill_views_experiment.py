@@ -45,18 +45,45 @@ def view(text: str, index: int, seed: int = 13) -> str:
     return " ".join(kept if len(kept) >= 3 else words[:3])
 
 
+def views_of(texts: list[str], views_per_text: int) -> list[str]:
+    """Every distinct view of `texts` (view indices 0 .. views_per_text - 1) that is not one of the texts."""
+    seen = set(texts)
+    views: list[str] = []
+    for k in range(views_per_text):
+        for t in texts:
+            v = view(t, k)
+            if v not in seen:
+                seen.add(v)
+                views.append(v)
+    return views
+
+
+def distil_with_extra_texts(out: Path, merged: Path, committed: tuple[dict, dict[str, list[float]]],
+                            extra: dict[str, list[str]], logits: dict[str, list[float]], epochs: int,
+                            temperature: float) -> dict:
+    """Build an L6 student into `out` on the committed soft labels plus `extra` texts (KL term only).
+
+    `committed` is read_soft_labels(SOFT_LABELS); `logits` holds the teacher's rows of the extra texts by
+    text_key. They are merged with the committed soft labels into `merged`, and the extra texts are served where the recipe reads its unlabelled texts.
+    write_soft_labels takes texts and hashes them; both tables are already keyed, so the merged file is
+    written directly in the same format (read_soft_labels reads it).
+    """
+    header, table = committed
+    texts = [t for group in extra.values() for t in group]
+    with gzip.open(merged, "wt") as fh:
+        json.dump({**header, "sets": {**header.get("sets", {}), **{k: {"n": len(v)} for k, v in extra.items()}},
+                   "logits": {**table, **{text_key(t): logits[text_key(t)] for t in texts}}}, fh)
+    ood = load_ood_unlabelled()
+    distill.load_ood_unlabelled = lambda: list(ood) + texts  # type: ignore[assignment,misc]
+    return distill.build_sentiment_student(out, name=out.name, layers=6, soft_labels_path=merged, epochs=epochs,
+                                           temperature=temperature)
+
+
 def main(out: Path, views_per_text: int = 1, epochs: int = 2, temperature: float = 2.0) -> None:
     progress = StderrProgress()
     teacher_dir = Path(__file__).resolve().parents[1] / "models" / "cache" / distill.TEACHER_NAME
     train, _val, _held, _path = distill._splits(None)
-    seen = {e.text for e in train}
-    views: list[str] = []
-    for k in range(views_per_text):
-        for e in train:
-            v = view(e.text, k)
-            if v not in seen:
-                seen.add(v)
-                views.append(v)
+    views = views_of([e.text for e in train], views_per_text)
     labels_path = out.parent / f"views{views_per_text}_soft_labels.json.gz"
     header, table = distill.read_soft_labels(distill.SOFT_LABELS)
     t0 = time.monotonic()
@@ -72,17 +99,9 @@ def main(out: Path, views_per_text: int = 1, epochs: int = 2, temperature: float
         distill.write_soft_labels(labels_path, header["teacher"], {"views": views},
                                   {"views": [view_table[text_key(v)] for v in views]})
     label_seconds = round(time.monotonic() - t0, 1)
-    merged = out.parent / f"merged{views_per_text}_soft_labels.json.gz"
-    ood = load_ood_unlabelled()
-    # write_soft_labels takes texts and hashes them; both tables are already keyed, so the merged file is
-    # written directly in the same format (read_soft_labels reads it)
-    with gzip.open(merged, "wt") as fh:
-        json.dump({**header, "sets": {**header.get("sets", {}), "views": {"n": len(views)}},
-                   "logits": {**table, **view_table}}, fh)
-    distill.load_ood_unlabelled = lambda: list(ood) + views  # type: ignore[assignment,misc]
     t1 = time.monotonic()
-    manifest = distill.build_sentiment_student(out, name=out.name, layers=6, soft_labels_path=merged, epochs=epochs,
-                                              temperature=temperature)
+    manifest = distil_with_extra_texts(out, out.parent / f"merged{views_per_text}_soft_labels.json.gz",
+                                       (header, table), {"views": views}, view_table, epochs, temperature)
     print(json.dumps({"dir": str(out), "views": len(views), "label_seconds": label_seconds,
                       "rows": {"committed": len(table), "views": len(view_table)},
                       "build_seconds": round(time.monotonic() - t1, 1), "version": manifest.get("version"),
