@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pipeline.inference.hardware import cpu_flags
 from pipeline.modelbuild.base import ModelBuildError
 
 #: The default: onnxruntime's quantize_dynamic on MatMul + Gather, s8 per-channel weights
@@ -18,7 +19,7 @@ def _quant_config(kind: str):
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     if kind == "auto":
-        kind = "avx512_vnni" if _cpu_has("avx512_vnni") else "avx2"
+        kind = "avx512_vnni" if "avx512_vnni" in cpu_flags() else "avx2"
     if kind == "avx2":
         return kind, AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
     if kind == "avx512_vnni":
@@ -26,14 +27,6 @@ def _quant_config(kind: str):
     if kind == "arm64":
         return kind, AutoQuantizationConfig.arm64(is_static=False, per_channel=True)
     raise ModelBuildError(f"unknown quantization config {kind!r} (s8-matmul-gather, avx2, avx512_vnni, arm64, auto)")
-
-
-def _cpu_has(flag: str) -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return any(flag in line.split() for line in fh if line.startswith("flags"))
-    except OSError:
-        return False
 
 
 def quantize_dynamic_int8(model_onnx: Path, dest: Path, kind: str = "avx2") -> str:

@@ -22,7 +22,10 @@ def _fmt(value: Any) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     t = report["texts"]
     cfg = report["config"]
+    machine = report.get("machine", {})
     lines = [
+        f"Machine: {machine.get('cpus')} CPUs, {machine.get('platform')}, int8 kernels: "
+        f"{machine.get('int8_kernels', 'not recorded')} (int8 speed and answers depend on them).",
         f"Texts: {t['count']} (seed {t['seed']}), {t['short']} short (< {t['short_max_chars']} chars) + "
         f"{t['count'] - t['short']} medium; chars min {t['chars_min']}, median {t['chars_p50']}, "
         f"mean {t['chars_mean']}, max {t['chars_max']} (all below the summary threshold).",

@@ -26,7 +26,7 @@ def render_markdown(report: dict[str, Any], chart_name: str | None = None) -> st
     lines = [
         f"# streamnlp eval ({report['created_at'][:10]})",
         "",
-        f"Measured by `{report['command']}` on {m['cpus']} CPUs ({m['arch']}, {m['system']}), no GPU, "
+        f"Measured by `{report['command']}` on {m['cpus']} CPUs ({m['arch']}, {m['system']}; int8 kernels: {m.get('int8_kernels', 'not recorded')}), no GPU, "
         f"onnxruntime {m['onnxruntime']}, 1-minute load average {m['load_average_1m_at_start']} at start"
         f"{'' if m.get('load_average_1m_at_end') is None else ' and ' + str(m['load_average_1m_at_end']) + ' at the end'}; "
         f"{report['elapsed_s']:.0f} s in all. Each model and precision runs in its own process "

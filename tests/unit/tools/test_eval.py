@@ -89,7 +89,7 @@ def _report() -> dict:
     return {
         "created_at": "2026-11-22T00:00:00+00:00", "command": "streamnlp eval", "elapsed_s": 1.0,
         "machine": {"cpus": 2, "arch": "x86_64", "system": "Linux", "python": "3.11", "onnxruntime": "1",
-                    "load_average_1m_at_start": 0.1},
+                    "load_average_1m_at_start": 0.1, "int8_kernels": "AVX2, no VNNI"},
         "settings": {"sentiment_batch_size": 128, "onnx_batch_size": 32, "threads": 2, "summarizer_batch_size": 4,
                      "summarizer_max_new_tokens": 48, "faithfulness_threshold": 0.75},
         "data": {"sentiment": {"name": "held-out reviews", "source": "s", "n": 2, "labels": {"negative": 1, "positive": 1}},
@@ -118,6 +118,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert "int8 **82.0%**, fp32 83.0% (fp32 - int8 = +1.0 points)" in text
     assert "| m | int8 | 82.0% |" in text and "extractive (no model)" in text
     assert render_markdown(_report()).count("## ") == 3
+    assert "int8 kernels: AVX2, no VNNI" in render_markdown(_report())  # an int8 figure depends on them
 
 
 @pytest.mark.needs_model
