@@ -29,7 +29,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def int8_kernels(flags: Iterable[str]) -> str:
-    """A short name for the best int8 dot-product instructions among `flags`, or "unknown"."""
-    present = set(flags)
+def int8_kernels(flags: Iterable[str] | None = None) -> str:
+    """A short name for the best int8 dot-product instructions among `flags` (default: this CPU's), or "unknown"."""
+    present = set(cpu_flags() if flags is None else flags)
     return next((name for flag, name in _INT8_PATHS if flag in present), "unknown")

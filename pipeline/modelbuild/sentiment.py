@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from pipeline.inference.hardware import cpu_flags, int8_kernels
+from pipeline.inference.hardware import int8_kernels
 from pipeline.modelbuild.base import (
     MODEL_FILES,
     ModelBuildError,
@@ -406,7 +406,7 @@ def build_sentiment_minilm(
                 "accuracy_fp32": round(acc32, 4),
                 "accuracy_int8": round(acc8, 4),
                 # the int8 figure differs by CPU (docs/models.md: 84.1% on AVX2, 84.5% on AVX-512 VNNI)
-                "int8_kernels": int8_kernels(cpu_flags()),
+                "int8_kernels": int8_kernels(),
             },
             "train_seconds": round(train_seconds, 1),
             "build_seconds": round(time.monotonic() - t0, 1),

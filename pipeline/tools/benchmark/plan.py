@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.inference.hardware import cpu_flags, int8_kernels
+from pipeline.inference.hardware import int8_kernels
 from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import Settings
 from pipeline.tools.benchmark.lanes import KafkaLane, lane_settings, run_bare, start_naive, start_worker
@@ -88,7 +88,7 @@ async def run_bench_async(base: Settings, config: BenchConfig, progress: StepPro
                    "summarizer_mode": base.summarizer_mode, "summarizer_isolation": isolation_label(base),
                    "toxicity": base.toxicity_enabled},
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                    "int8_kernels": int8_kernels(cpu_flags()),
+                    "int8_kernels": int8_kernels(),
                     "python": platform.python_version(), "load_avg_at_start": os.getloadavg()[0]},
         "lanes": {},
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.catalogue import built_model, load_catalogue
-from pipeline.inference.hardware import cpu_flags, int8_kernels
+from pipeline.inference.hardware import int8_kernels
 from pipeline.tools.evaluation.data import LabelledSet, TextSet, held_out_reviews, labelled_file
 from pipeline.tools.evaluation.isolate import run_isolated
 from pipeline.tools.evaluation.longtexts import load_long_texts
@@ -117,7 +117,7 @@ def load_average() -> float | None:
 def machine() -> dict[str, Any]:
     load = load_average()
     return {"cpus": os.cpu_count(), "arch": platform.machine(), "system": platform.system(),
-            "int8_kernels": int8_kernels(cpu_flags()),
+            "int8_kernels": int8_kernels(),
             "python": platform.python_version(), "onnxruntime": metadata.version("onnxruntime"),
             "load_average_1m_at_start": load}
 

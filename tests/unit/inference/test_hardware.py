@@ -32,3 +32,7 @@ def test_vnni_is_named_over_avx2_and_its_absence_is_said() -> None:
     assert int8_kernels({"avx2", "avx_vnni"}) == "AVX-VNNI"
     assert int8_kernels({"avx2", "avx512bw"}) == "AVX-512BW, no VNNI"
     assert int8_kernels({"sse4_1", "avx2"}) == "AVX2, no VNNI"
+
+
+def test_default_reads_this_cpu() -> None:
+    assert int8_kernels() == int8_kernels(cpu_flags())
