@@ -153,6 +153,14 @@ class Podman:
             follow.kill()
             follow.wait()
 
+    def wait_input_assigned(self, name: str, topic: str, timeout: float) -> str:
+        """Until the worker logs a partition assignment that includes `topic`; the line.
+
+        A passing health check says the models are loaded, not that the worker is in the consumer group:
+        one CI run produced while the second worker was still joining, and the first one took every event.
+        """
+        return self.wait_for_log(name, rf'(?=.*"event": "partitions_assigned")(?=.*"{re.escape(topic)}:\d+")', timeout)
+
     def wait_healthy(self, name: str, timeout: float) -> float:
         """Run the container's health check until it passes (there is no systemd timer to run it);
         seconds it took. Fails at once if the container stops."""

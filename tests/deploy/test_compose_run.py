@@ -127,6 +127,10 @@ def test_compose_file_runs_with_two_workers(podman, compose, phase, reliability_
         reliability_record.recover_s = round(time.monotonic() - started, 1)
         reliability_record.recover_what = "`up --scale worker=2` -> both health checks healthy"
 
+    with phase("both workers own input partitions"):
+        for worker in workers:
+            podman.wait_input_assigned(worker, env["STREAMNLP_INPUT_TOPIC"], timeout=120)
+
     with phase("producer"):
         assert services["producer"]["depends_on"]["worker"]["condition"] == "service_started"
         compose("up", "--detach", "--no-deps", "producer")

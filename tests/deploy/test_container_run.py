@@ -80,6 +80,10 @@ def test_broker_workers_and_producer_in_containers(podman, project_image, models
         reliability_record.recover_s = round(time.monotonic() - started, 1)
         reliability_record.recover_what = "worker containers started -> both health checks healthy (models loaded)"
 
+    with phase("both workers own input partitions"):
+        for worker in workers:
+            podman.wait_input_assigned(worker, "texts", timeout=120)
+
     with phase("produce"):
         producer = f"{prefix}-producer"
         containers.append(producer)
